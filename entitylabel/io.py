@@ -1,0 +1,145 @@
+"""Deterministic, atomic file output shared by every stage.
+
+Every file a stage writes goes to a temporary name in the same folder and is renamed into place,
+so a crash or Ctrl-C never leaves a half-written file under the final name. Parquet is written with
+fixed settings (no pandas index, zstd, no creation-time metadata) so the same table gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import EntityLabelError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def ensure_writable_dir(path: str | Path) -> Path:
+    """Create `path` (and parents) and check we can write there; one-line error otherwise."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EntityLabelError(f"cannot create output folder ({e.strerror})", path=p) from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise EntityLabelError("output folder is not writable", path=p, hint="choose another --out")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on error remove it."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dumps_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, 2-space indent, trailing newline, UTF-8 kept readable."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj))
+
+
+def write_parquet(
+    data: pd.DataFrame | pa.Table,
+    path: str | Path,
+    *,
+    schema: pa.Schema | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write a table atomically and byte-reproducibly.
+
+    `metadata` is stored as file-level key/value metadata (e.g. the dataset root of a pair manifest).
+    The pandas index is dropped and pandas' own schema blob is kept out, since it varies across versions.
+    """
+    if isinstance(data, pd.DataFrame):
+        table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+    else:
+        table = data.cast(schema) if schema is not None else data
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+    table = table.replace_schema_metadata(meta or None)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True, store_schema=True)
+    return Path(path)
+
+
+def read_parquet_metadata(path: str | Path) -> dict[str, str]:
+    """File-level key/value metadata of a Parquet file, decoded, without pandas' own entry."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Build a folder under a temporary name beside `path`, then swap it into place.
+
+    An existing `path` is refused unless `overwrite`; then it is replaced only after the new one is complete.
+    """
+    final = Path(path)
+    if final.exists() and not overwrite:
+        raise EntityLabelError("already exists", path=final, hint="pass --overwrite to replace it")
+    ensure_writable_dir(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
