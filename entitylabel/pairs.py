@@ -32,7 +32,13 @@ PAIRS_SCHEMA = pa.schema(
 )
 
 PROBLEMS_SCHEMA = pa.schema(
-    [("path", pa.string()), ("pair_id", pa.string()), ("kind", pa.string()), ("message", pa.string())]
+    [
+        ("path", pa.string()),  # relative to the dataset root
+        ("pair_id", pa.string()),  # empty when the file belongs to no pair
+        ("kind", pa.string()),  # short code, e.g. corrupt, missing_vis, size_mismatch, ir_16bit
+        ("message", pa.string()),
+        ("severity", pa.string()),  # "error": file left out of every pair; "warning": pair kept
+    ]
 )
 
 NO_SPLIT = "all"

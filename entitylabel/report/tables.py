@@ -1,0 +1,251 @@
+"""Read a run folder's tables (pairs, captions, entities, rejected) into the review page's data.
+
+Everything here follows the data contracts in CONVENTIONS.md; stages that have not run yet are simply
+absent from the page (a run with only pairs.parquet still gets thumbnails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import EntityLabelError
+from .highlight import PhraseIndex, segments_from_search, segments_from_spans, status_kind
+
+_MODALITY_ORDER = {"ir": 0, "vis": 1}
+
+
+@dataclass
+class RunTables:
+    """The tables of one run folder; missing stages are None."""
+
+    pairs: pd.DataFrame
+    captions: pd.DataFrame | None = None
+    entities: pd.DataFrame | None = None
+    labels: pd.DataFrame | None = None
+    label_space: dict[str, Any] = field(default_factory=dict)
+    rejected: pd.DataFrame | None = None
+    mentions: pd.DataFrame | None = None
+    extract_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow/pandas raise several types for damaged files
+        raise EntityLabelError(f"cannot read table ({e})", path=path) from None
+
+
+def read_captions(path: Path) -> pd.DataFrame | None:
+    """Caption rows from a caption folder (every *.parquet in it) or one Parquet/JSONL file."""
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            return None
+        df = pd.concat([_read_table(f) for f in files], ignore_index=True)
+    elif path.is_file():
+        df = _read_table(path)
+    else:
+        return None
+    missing = [c for c in ("pair_id", "source", "caption") if c not in df.columns]
+    if missing:
+        raise EntityLabelError(f"caption table lacks columns {missing}", path=path)
+    return df
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise EntityLabelError(f"cannot read JSON ({e})", path=path) from None
+
+
+def load_run(
+    pairs_path: Path, captions_path: Path | None, entities_dir: Path | None, root: Path | None = None
+) -> tuple[RunTables, Path]:
+    """Load what exists of a run; returns the tables and the dataset root of the pair manifest."""
+    from ..pairs import load_pairs
+
+    manifest = load_pairs(pairs_path, root=root)
+    tables = RunTables(pairs=manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True))
+    if captions_path is not None:
+        tables.captions = read_captions(captions_path)
+    if entities_dir is not None and entities_dir.is_dir():
+        for name in ("entities", "labels", "rejected", "mentions"):
+            p = entities_dir / f"{name}.parquet"
+            if p.is_file():
+                setattr(tables, name, _read_table(p))
+        tables.label_space = _read_json(entities_dir / "label_space.json")
+        tables.extract_info = _read_json(entities_dir / "extract.json")
+    return tables, manifest.root
+
+
+def _num(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else round(f, 3)
+
+
+def _as_list(x: Any) -> list:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return []
+    return [v for v in list(x) if v is not None]
+
+
+def _text(x: Any) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+
+
+def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any]:
+    """The JSON the page renders: pairs with caption segments and entity chips, chart and rejected data."""
+    pairs = tables.pairs
+
+    # Label space: the extract stage's order, else names by frequency.
+    labels_by_pair: dict[str, list[str]] = {}
+    if tables.labels is not None:
+        for pid, ents in zip(tables.labels["pair_id"], tables.labels["entities"], strict=True):
+            labels_by_pair[str(pid)] = [str(e) for e in _as_list(ents)]
+    counts: dict[str, int] = {}
+    for ents in labels_by_pair.values():
+        for e in ents:
+            counts[e] = counts.get(e, 0) + 1
+    names = [str(n) for n in tables.label_space.get("names", [])] or sorted(counts, key=lambda n: (-counts[n], n))
+    for n in sorted(set(counts) - set(names)):
+        names.append(n)
+
+    # Entity candidates per pair (chips), final labels flagged.
+    ents_by_pair: dict[str, list[list[Any]]] = {}
+    accepted_by_pair: dict[str, PhraseIndex] = {}
+    if tables.entities is not None:
+        df = tables.entities
+        cols = {c: df[c].tolist() if c in df.columns else [None] * len(df) for c in
+                ("pair_id", "entity", "confidence", "support", "sources", "mentions")}
+        for pid, ent, conf, sup, srcs, ments in zip(*cols.values(), strict=True):
+            pid, ent = str(pid), str(ent)
+            final = ent in labels_by_pair.get(pid, ()) if tables.labels is not None else True
+            ents_by_pair.setdefault(pid, []).append(
+                [ent, _num(conf), 1 if final else 0, [str(s) for s in _as_list(srcs)], _num(sup)]
+            )
+            index = accepted_by_pair.setdefault(pid, PhraseIndex())
+            for m in _as_list(ments):
+                index.add(str(m), "ok", ent)
+    for pid, labs in labels_by_pair.items():  # a label without an entities row still gets a chip
+        have = {e[0] for e in ents_by_pair.get(pid, [])}
+        for lab in labs:
+            if lab not in have:
+                ents_by_pair.setdefault(pid, []).append([lab, None, 1, [], None])
+    for chips in ents_by_pair.values():
+        chips.sort(key=lambda c: (-c[2], -(c[1] if c[1] is not None else -1), c[0]))
+
+    # Rejected phrases: a global phrase index for highlighting, and the curator's top list.
+    rejected_index = PhraseIndex()
+    rejected_rows: list[dict[str, Any]] = []
+    if tables.rejected is not None and len(tables.rejected):
+        rej = tables.rejected.copy()
+        if "count" not in rej.columns:
+            rej["count"] = 1
+        rej = rej.sort_values(["count", "phrase"], ascending=[False, True], kind="stable")
+        recs = rej.to_dict("records")
+        for r in recs:
+            reason = _text(r.get("reason"))
+            rejected_index.add(_text(r.get("phrase")), status_kind(reason), reason)
+        for r in recs[:max_rejected]:
+            reason = _text(r.get("reason"))
+            rejected_rows.append({
+                "phrase": _text(r.get("phrase")),
+                "lemma": _text(r.get("lemma")),
+                "reason": reason,
+                "kind": status_kind(reason),
+                "count": int(r["count"]) if _num(r.get("count")) is not None else 0,
+                "pair": _text(r.get("example_pair_id")),
+                "caption": _text(r.get("example_caption")),
+            })
+
+    # Exact mention spans, when the extract stage wrote them.
+    spans: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if tables.mentions is not None and len(tables.mentions):
+        for rec in tables.mentions.to_dict("records"):
+            spans.setdefault((str(rec["pair_id"]), str(rec.get("source", ""))), []).append(rec)
+
+    caps_by_pair: dict[str, list[dict[str, Any]]] = {}
+    sources: dict[str, int] = {}
+    n_failed = n_trunc = 0
+    models: set[str] = set()
+    if tables.captions is not None:
+        df = tables.captions
+        recs = df.to_dict("records")
+        recs.sort(key=lambda r: (str(r["pair_id"]), _MODALITY_ORDER.get(_text(r.get("modality")), 9),
+                                 str(r["source"])))
+        empty = PhraseIndex()
+        for r in recs:
+            pid, src, text = str(r["pair_id"]), str(r["source"]), _text(r.get("caption"))
+            err = _text(r.get("error")) or None
+            trunc = bool(r.get("truncated")) if r.get("truncated") is not None else False
+            n_failed += err is not None
+            n_trunc += trunc
+            sources[src] = sources.get(src, 0) + 1
+            if _text(r.get("model")):
+                models.add(_text(r.get("model")))
+            if (pid, src) in spans:
+                segs = segments_from_spans(text, spans[(pid, src)])
+            else:
+                segs = segments_from_search(text, accepted_by_pair.get(pid, empty), rejected_index)
+            cap: dict[str, Any] = {"src": src, "mod": _text(r.get("modality")), "seg": segs}
+            if err:
+                cap["err"] = err
+            if trunc:
+                cap["trunc"] = 1
+            caps_by_pair.setdefault(pid, []).append(cap)
+
+    records = []
+    for row in pairs.itertuples(index=False):
+        pid = str(row.pair_id)
+        records.append({
+            "id": pid,
+            "split": _text(row.split),
+            "size": f"{int(row.width)}x{int(row.height)}" if _num(row.width) is not None else "",
+            "caps": caps_by_pair.get(pid, []),
+            "ents": ents_by_pair.get(pid, []),
+        })
+
+    label_counts = {n: counts.get(n, 0) for n in names}
+    splits = sorted({r["split"] for r in records})
+    dropped = tables.label_space.get("dropped") or tables.extract_info.get("dropped_labels") or []
+    return {
+        "pairs": records,
+        "labels": names,
+        "labelCounts": label_counts,
+        "splits": splits,
+        "rejected": rejected_rows,
+        "rejectedTotal": int(len(tables.rejected)) if tables.rejected is not None else 0,
+        "summary": {
+            "pairs": len(records),
+            "captions": int(len(tables.captions)) if tables.captions is not None else 0,
+            "failedCaptions": int(n_failed),
+            "truncatedCaptions": int(n_trunc),
+            "sources": dict(sorted(sources.items())),
+            "models": sorted(models),
+            "pairsWithLabels": sum(1 for labs in labels_by_pair.values() if labs),
+            "vocabSha256": _text(tables.label_space.get("vocab_sha256")),
+            "vocabVersion": _text(tables.label_space.get("vocab_version")),
+            "droppedLabels": [str(d) for d in (dropped if isinstance(dropped, list) else list(dropped))],
+            "spans": "exact" if spans else "phrase search",
+            "stages": {
+                "captions": tables.captions is not None,
+                "entities": tables.entities is not None,
+                "labels": tables.labels is not None,
+                "rejected": tables.rejected is not None,
+            },
+        },
+    }

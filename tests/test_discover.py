@@ -1,0 +1,222 @@
+"""Stage 1: layouts of the four datasets, pairing rules, every broken-input case, determinism, real data."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from entitylabel.cli import main
+from entitylabel.discover import detect_layout, discover, run_discover
+from entitylabel.errors import EntityLabelError
+from entitylabel.pairs import load_pairs
+
+
+def img(path: Path, size=(32, 24), mode="L", value=100, fmt=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.full((size[1], size[0]) + ((3,) if mode == "RGB" else ()), value, dtype=np.uint8)
+    if mode == "I;16":
+        Image.fromarray(np.full((size[1], size[0]), 30000, dtype=np.uint16)).save(path)
+    else:
+        Image.fromarray(arr, mode=mode).save(path, format=fmt)
+    return path
+
+
+def pair(root: Path, ir_dir: str, vis_dir: str, stem: str, ext_ir=".png", ext_vis=".png", ir_mode="L") -> None:
+    img(root / ir_dir / f"{stem}{ext_ir}", mode=ir_mode)
+    img(root / vis_dir / f"{stem}{ext_vis}", mode="RGB")
+
+
+def test_roadscene_pairs_only_the_aligned_folders(tmp_path: Path) -> None:
+    for stem in ("FLIR_00006", "FLIR_00018"):
+        pair(tmp_path, "cropinfrared", "crop_LR_visible", stem, ext_ir=".jpg", ext_vis=".jpg")
+        img(tmp_path / "crop_HR_visible" / f"{stem}.jpg", size=(96, 72), mode="RGB")
+        img(tmp_path / "infrared" / f"{stem}.jpg", size=(64, 48))
+    (tmp_path / "cropinfrared" / "Thumbs.db").write_bytes(b"\x00junk")
+    (tmp_path / "crop_LR_visible" / "Thumbs.db").write_bytes(b"\x00junk")
+    res = discover(tmp_path)
+    assert res.layout == "roadscene"
+    assert res.pairs.ir_path.str.startswith("cropinfrared/").all()
+    assert res.pairs.vis_path.str.startswith("crop_LR_visible/").all()
+    assert len(res.pairs) == 2 and len(res.problems) == 0
+    assert len(res.ignored) == 2  # Thumbs.db counted as ignored, not paired, not a problem
+
+
+def test_msrs_splits_from_folders(tmp_path: Path) -> None:
+    for split, stems in (("train", ["00001D", "00003N"]), ("test", ["00004N"])):
+        for stem in stems:
+            pair(tmp_path / split, "ir", "vi", stem)
+    (tmp_path / "Segmentation_labels").mkdir()
+    res = discover(tmp_path / ".", dataset="msrs")
+    assert res.layout == "msrs"
+    assert sorted(res.pairs.pair_id) == ["msrs-test-00004N", "msrs-train-00001D", "msrs-train-00003N"]
+    assert dict(zip(res.pairs.pair_id, res.pairs.split)) == {
+        "msrs-test-00004N": "test",
+        "msrs-train-00001D": "train",
+        "msrs-train-00003N": "train",
+    }
+
+
+def test_m3fd_official_and_copies(tmp_path: Path) -> None:
+    official = tmp_path / "M3FD_Fusion"
+    pair(official, "Ir", "Vis", "00000")
+    (official / "Annotation").mkdir()
+    (official / "Annotation" / "00000.xml").write_text("<annotation/>")
+    res = discover(official)
+    assert res.layout == "m3fd" and res.dataset == "m3fd_fusion" and list(res.pairs.pair_id) == ["m3fd_fusion-00000"]
+    assert len(res.problems) == 0  # annotations are beside, not inside, the image folders
+
+    copy = tmp_path / "M3FD"
+    pair(copy, "ir", "vi", "00001")
+    assert discover(copy).layout == "tno"
+
+
+@pytest.mark.parametrize(
+    ("ir_dir", "vis_dir"),
+    [("ir", "vi"), ("ir", "vis"), ("Inf", "Vis"), ("Infrared", "Visible"), ("IR", "VI")],
+)
+def test_tno_style_spellings(tmp_path: Path, ir_dir: str, vis_dir: str) -> None:
+    pair(tmp_path / "TNO", ir_dir, vis_dir, "01", ir_mode="RGB")  # 3-channel gray IR is normal
+    res = discover(tmp_path / "TNO")
+    assert res.layout in ("tno", "m3fd") and len(res.pairs) == 1 and len(res.problems) == 0
+    assert res.pairs.ir_mode.iloc[0] == "RGB"
+
+
+def test_generic_sibling_folders_and_nested_splits(tmp_path: Path) -> None:
+    pair(tmp_path / "mine", "thermal_frames", "rgb_frames", "a")
+    res = discover(tmp_path / "mine")
+    assert res.layout == "generic" and list(res.pairs.pair_id) == ["mine-a"]
+
+    pair(tmp_path / "nested" / "day", "lwir", "visible", "x")
+    pair(tmp_path / "nested" / "night", "lwir", "visible", "x")
+    res = discover(tmp_path / "nested")
+    assert sorted(res.pairs.split) == ["day", "night"]
+    assert sorted(res.pairs.pair_id) == ["nested-day-x", "nested-night-x"]
+
+
+def test_pairs_by_stem_across_extensions(tmp_path: Path) -> None:
+    pair(tmp_path, "ir", "vi", "a", ext_ir=".png", ext_vis=".jpg")
+    pair(tmp_path, "ir", "vi", "b", ext_ir=".bmp", ext_vis=".tiff")
+    res = discover(tmp_path)
+    assert list(res.pairs.vis_path) == ["vi/a.jpg", "vi/b.tiff"]
+
+
+def test_no_layout_is_one_clear_error(tmp_path: Path) -> None:
+    img(tmp_path / "images" / "a.png")
+    with pytest.raises(EntityLabelError, match="no infrared/visible folders found"):
+        discover(tmp_path)
+    with pytest.raises(EntityLabelError, match="unknown layout"):
+        detect_layout(tmp_path, "flir")
+    with pytest.raises(EntityLabelError, match="does not look like the msrs layout"):
+        detect_layout(tmp_path, "msrs")
+
+
+def broken_tree(root: Path) -> None:
+    """Good pairs beside every kind of broken input discovery must report."""
+    pair(root, "ir", "vi", "good1")
+    pair(root, "ir", "vi", "good2", ext_vis=".jpg")
+    pair(root, "ir", "vi", "corrupt")
+    (root / "ir" / "corrupt.png").write_bytes(b"this is not a png at all")
+    pair(root, "ir", "vi", "trunc")
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(buf, format="JPEG")
+    (root / "vi" / "trunc.png").unlink()
+    (root / "vi" / "trunc.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    pair(root, "ir", "vi", "empty")
+    (root / "vi" / "empty.png").write_bytes(b"")
+    (root / "ir" / "notes.txt").write_text("calibration notes")
+    pair(root, "ir", "vi", "dup")
+    img(root / "ir" / "dup.jpg", fmt="JPEG")
+    img(root / "ir" / "lonely_ir.png")
+    img(root / "vi" / "lonely_vis.png", mode="RGB")
+    img(root / "ir" / "sizes.png", size=(32, 24))
+    img(root / "vi" / "sizes.png", size=(40, 24), mode="RGB")
+    img(root / "ir" / "hot16.png", mode="I;16")
+    img(root / "vi" / "hot16.png", mode="RGB")
+    pair(root, "ir", "vi", "locked")
+
+
+def test_every_broken_case_is_reported_and_good_pairs_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken_tree(tmp_path)
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:  # root can read anything: simulate a permission error
+        if self.name == "locked.png" and self.parent.name == "ir":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    res = discover(tmp_path)
+    kinds = {(r.path, r.kind) for r in res.problems.itertuples()}
+    assert kinds == {
+        ("ir/corrupt.png", "corrupt"),
+        ("vi/trunc.jpg", "corrupt"),
+        ("vi/empty.png", "empty_file"),
+        ("ir/notes.txt", "not_image"),
+        ("ir/dup.png", "duplicate_stem"),
+        ("ir/dup.jpg", "duplicate_stem"),
+        ("ir/lonely_ir.png", "missing_vis"),
+        ("vi/lonely_vis.png", "missing_ir"),
+        ("ir/sizes.png", "size_mismatch"),
+        ("ir/hot16.png", "ir_16bit"),
+        ("ir/locked.png", "unreadable"),
+    }
+    # the good pairs and the 16-bit one (a warning, not an error) are in the manifest
+    assert sorted(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-{s}" for s in ("good1", "good2", "hot16")]
+    warn = res.problems[res.problems.kind == "ir_16bit"].iloc[0]
+    assert warn.severity == "warning" and "16" in res.pairs.set_index("pair_id").ir_mode.iloc[-1]
+    assert (res.problems[res.problems.kind != "ir_16bit"].severity == "error").all()
+    assert "truncated" in res.problems.set_index("path").loc["vi/trunc.jpg", "message"]
+    summary = res.summary()["problems"]
+    assert summary["duplicate_stem"] == 2 and sum(summary.values()) == len(res.problems)
+
+
+def test_manifest_written_deterministically_and_loads(tmp_path: Path) -> None:
+    broken_tree(tmp_path / "data")
+    a = run_discover(tmp_path / "data", tmp_path / "a")
+    run_discover(tmp_path / "data", tmp_path / "b")
+    for name in ("pairs.parquet", "problems.parquet", "discover.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    m = load_pairs(tmp_path / "a")
+    assert m.root == (tmp_path / "data").resolve() and len(m) == len(a.pairs)
+    row = m.df.iloc[0]
+    assert m.ir_abspath(row).is_file() and m.vis_abspath(row).is_file()
+    assert pd.read_parquet(tmp_path / "a" / "problems.parquet").shape[0] == len(a.problems)
+    assert m.df.width.dtype == "int32"
+
+
+def test_cli_strict_exit_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken_tree(tmp_path / "data")
+    with pytest.raises(SystemExit) as e:
+        main(["discover", str(tmp_path / "data"), "--out", str(tmp_path / "o"), "--strict"])
+    assert e.value.code == 1
+    assert (tmp_path / "o" / "pairs.parquet").is_file()  # written before failing: nothing is lost
+    main(["discover", str(tmp_path / "data"), "--out", str(tmp_path / "o2")])
+    printed = capsys.readouterr().out
+    assert "layout tno" in printed and "size_mismatch" in printed
+
+
+def test_cli_user_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["discover", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "nope" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_real_roadscene_221_pairs(shared_data: Path) -> None:
+    res = discover(shared_data / "RoadScene")
+    assert res.layout == "roadscene" and len(res.pairs) == 221
+    assert not res.pairs.ir_path.str.contains("crop_HR_visible|^infrared/").any()
+    assert (res.problems.severity == "error").sum() == 0
+    assert res.pairs.pair_id.is_unique and res.pairs.pair_id.iloc[0] == "roadscene-FLIR_00006"
+
+
+def test_real_tno_25_pairs(shared_data: Path) -> None:
+    res = discover(shared_data / "TNO")
+    assert res.layout == "tno" and len(res.pairs) == 25 and len(res.problems) == 0
+    assert set(res.pairs.ir_mode) == {"RGB"}  # 3-channel gray IR is normal
