@@ -78,18 +78,320 @@ def discover(
 
 
 # --- caption (stage 2) ----------------------------------------------------------------------------
+@app.command()
+def caption(
+    manifest: Annotated[Path, typer.Argument(help="pairs.parquet (or the discover run folder holding it).")],
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--model",
+            "-m",
+            help="VLM: Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct on a GPU, "
+            "HuggingFaceTB/SmolVLM-256M-Instruct on a CPU).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", "-o", help="Caption shards folder (default: captions/ beside the manifest)."),
+    ] = None,
+    modality: Annotated[str, typer.Option(help="vis, ir or both.")] = "both",
+    prompts: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--prompts",
+            "-p",
+            help="Prompt set (default, objects, all), prompt id, prompt file or folder; repeatable.",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per generate call (halved on CUDA OOM).")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Token limit per caption; hitting it marks it truncated.")] = 96,
+    dtype: Annotated[str, typer.Option(help="auto (bf16/fp16 on GPU, fp32 on CPU), float32, bfloat16, float16.")] = (
+        "auto"
+    ),
+    device: Annotated[str, typer.Option(help="auto (this process's GPU, else CPU), cpu, cuda, cuda:1, mps.")] = "auto",
+    shard_size: Annotated[int, typer.Option(help="Pairs per output shard (unit of resuming and of work split).")] = 128,
+    force: Annotated[bool, typer.Option("--force", help="Redo every shard, even finished ones.")] = False,
+    revision: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Hub revision (branch, tag or commit) of --model."),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Allow a model's own Python code to run (review it first).")
+    ] = False,
+    external: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Import captions made elsewhere (JSONL/CSV/Parquet keyed by pair_id or image file)."),
+    ] = None,
+    external_name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Name for --external captions (source external:NAME; default: the file name)."),
+    ] = None,
+    root: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Dataset root, if the images moved since discover."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Image-decoding threads feeding the model.")] = 2,
+) -> None:
+    """Caption every pair (both modalities) with a VLM into resumable Parquet shards; or import captions.
+
+    Several GPUs or machines: `accelerate launch -m entitylabel caption ...` (each process takes its own shards).
+    """
+    from .caption.stage import run_caption
+    from .progress import progress_bar
+
+    modalities = ("vis", "ir") if modality == "both" else (modality,)
+    target = out_dir or (manifest if manifest.is_dir() else manifest.parent) / "captions"
+    with progress_bar() as progress:
+        result = run_caption(
+            manifest,
+            target,
+            model=model,
+            revision=revision,
+            modalities=modalities,
+            prompts=prompts,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            dtype=dtype,
+            device=device,
+            shard_size=shard_size,
+            force=force,
+            trust_remote_code=trust_remote_code,
+            external=external,
+            external_name=external_name,
+            root=root,
+            decode_workers=workers,
+            progress=progress,
+        )
+    result.print_summary(out)
+
 
 
 # --- extract (stage 3) and vocab ------------------------------------------------------------------
+@vocab_app.command("check")
+def vocab_check(
+    file: Annotated[Path, typer.Argument(help="Vocabulary YAML, or a shipped one by name: ivif, coco80.")],
+    synsets: Annotated[bool, typer.Option(help="Also check every synset exists in WordNet 3.0.")] = True,
+) -> None:
+    """Validate a vocabulary; print its entity, form and meta counts (exit 2 with the error when broken)."""
+    from .extract.vocab import check_vocab
+
+    check_vocab(file, resolve_synsets=synsets).print_summary(out)
+
+
+@vocab_app.command("suggest")
+def vocab_suggest(
+    rejected: Annotated[Path, typer.Argument(help="rejected.parquet from `entitylabel extract` (or its folder).")],
+    vocab: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Vocabulary YAML or shipped name (default: the run's shipped one, else ivif)."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many of the most frequent nouns to list.")] = 50,
+    out_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", "-o", help="Also write a YAML snippet for the curator here."),
+    ] = None,
+) -> None:
+    """List the most frequent out-of-vocabulary nouns with an entity proposed through WordNet hypernyms."""
+    from .extract.suggest import print_suggestions, suggest, suggestions_yaml, vocab_for_rejected
+    from .extract.vocab import load_vocab
+    from .io import atomic_write_text
+
+    voc = load_vocab(vocab or vocab_for_rejected(rejected))
+    table = suggest(rejected, voc, top=top)
+    print_suggestions(table, out, title=f"out-of-vocabulary nouns (vocabulary {voc.name} {voc.version})")
+    if out_file is not None:
+        atomic_write_text(out_file, suggestions_yaml(table, voc, rejected))
+        out.print(f"wrote {out_file}", highlight=False)
+
 
 
 # --- export / publish / download (stage 4) --------------------------------------------------------
+@app.command()
+def export(
+    pairs: Annotated[Path, typer.Option("--pairs", help="pairs.parquet (or the discover run folder).")],
+    config: Annotated[str, typer.Option("--config", help="Config name, e.g. roadscene, tno, msrs, m3fd.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Export folder (laid out as a hub dataset repo).")],
+    captions: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--captions", help="Caption shards folder (or a Parquet/JSONL caption table)."),
+    ] = None,
+    entities: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--entities", help="Extract output folder (labels.parquet, label_space.json, ...)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace this config if the folder already has it.")] = False,
+    shard_mb: Annotated[int, typer.Option(help="Maximum Parquet shard size in MB (hub default 500).")] = 500,
+    test_fraction: Annotated[
+        float, typer.Option(help="Test share of the hash split (datasets without split folders).")
+    ] = 0.1,
+    caption_prompt: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Prompt id whose captions fill caption_ir / caption_vis."),
+    ] = None,
+    repo_id: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Hub id shown in the card's loading example (ORG/NAME otherwise)."),
+    ] = None,
+) -> None:
+    """Write one config (images embedded, sharded Parquet) + plain tables + the dataset card into --out."""
+    from .export.stage import run_export
+    from .progress import progress_bar
+
+    with progress_bar() as progress:
+        result = run_export(
+            pairs,
+            out_dir,
+            config,
+            captions=captions,
+            entities=entities,
+            overwrite=overwrite,
+            shard_bytes=shard_mb * 10**6,
+            test_fraction=test_fraction,
+            caption_prompt=caption_prompt,
+            repo_id=repo_id,
+            progress=progress,
+        )
+    result.print_summary(out)
+
+
+@app.command()
+def publish(
+    folder: Annotated[Path, typer.Argument(help="Export folder written by `entitylabel export`.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded/changed.")] = False,
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private (new repos only).")] = False,
+) -> None:
+    """Upload FOLDER to the hub (token from HF_TOKEN or `hf auth login`; never printed)."""
+    from .export.publish import publish as run_publish
+
+    plan = run_publish(folder, repo_id, dry_run=dry_run, private=private)
+    for line in plan.lines():
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if plan.committed:
+        out.print(f"published: {plan.committed}", highlight=False, markup=False, soft_wrap=True)
+    elif not dry_run:
+        out.print("nothing to upload: the hub already has these files", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def download(
+    repo_or_path: Annotated[str, typer.Argument(help="Hub dataset id ORG/NAME, or a local export folder.")],
+    config: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--config", help="Only this config."),
+    ] = None,
+    revision: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Hub revision (branch, tag or commit)."),
+    ] = None,
+) -> None:
+    """Fetch a released dataset and print its configs, splits, pair counts and label frequencies."""
+    from .export.load import download as run_download
+
+    summary = run_download(repo_or_path, config, revision=revision, quiet=True)
+    for line in summary.lines():
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 # --- train / fuse / evaluate (stage 5) ------------------------------------------------------------
+@app.command("evaluate")
+def evaluate_cmd(
+    fused_dir: Annotated[Path, typer.Argument(help="Folder of fused images named <pair_id>.* or <source stem>.*")],
+    pairs: Annotated[Path, typer.Option("--pairs", help="Pair manifest (pairs.parquet or its run folder).")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Output table: *.csv or *.json.")],
+    baseline: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--baseline", help="Also score a baseline fusion of the same pairs: mean or max (repeat)."),
+    ] = None,
+    mi_log_base: Annotated[str, typer.Option("--mi-log-base", help="MI log base: e (nats) or 2 (bits).")] = "e",
+    name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Method name in the table (default: the folder name)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Threads that score pairs.")] = 1,
+) -> None:
+    """Score fused images against their sources (EN SD SF AG MI SCD VIF Qabf SSIM Nabf); print and save."""
+    from .fusion.evaluate import evaluate, print_table
+    from .progress import progress_bar
+
+    if mi_log_base not in ("e", "2"):
+        raise EntityLabelError(f"--mi-log-base must be e or 2, got {mi_log_base!r}")
+    with progress_bar() as progress:
+        table = evaluate(
+            fused_dir, pairs, out_file, baselines=tuple(baseline or ()), method=name,
+            mi_log_base=mi_log_base, workers=workers, progress=progress,
+        )  # fmt: skip
+    print_table(table, out)
+    out.print(f"wrote {out_file}")
 
 
 # --- run / report (pipelines) ---------------------------------------------------------------------
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML, e.g. pipelines/roadscene.yaml.")],
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--data", help="Dataset root (overrides data.root)."),
+    ] = None,
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model", help="VLM hub id or local folder (overrides caption.model; captions with it)."),
+    ] = None,
+    out_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", "-o", help="Run folder (overrides out)."),
+    ] = None,
+    external: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--external", help="Caption file (JSONL/CSV/Parquet) to use instead of the VLM."),
+    ] = None,
+    from_stage: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--from", help="Start at this stage and redo it (earlier outputs must exist)."),
+    ] = None,
+    until_stage: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--until", help="Stop after this stage."),
+    ] = None,
+    force: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--force", help="Redo this stage even if up to date (repeatable; 'all' for every stage)."),
+    ] = None,
+) -> None:
+    """Run discover -> caption -> extract -> export -> report; stages whose inputs and settings are unchanged
+    are skipped. Stages: discover, caption, extract, export, report."""
+    from .pipeline.runner import run_pipeline
+    from .progress import progress_bar
+
+    with progress_bar() as progress:
+        result = run_pipeline(pipeline, data=data, model=model, out=out_dir, from_stage=from_stage,
+                              until_stage=until_stage, force=force or (), external=external, progress=progress,
+                              log=lambda m: console.print(m, highlight=False))
+    result.print_summary(out)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (pairs.parquet, captions/, entities/).")],
+    out_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
+    ] = None,
+    page_size: Annotated[int, typer.Option(help="Pairs per page.")] = 50,
+    fused: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Folder of fused images named by pair id or IR stem (default: RUN_DIR/fused)."),
+    ] = None,
+    thumb_size: Annotated[int, typer.Option(help="Thumbnail size in pixels (longest side).")] = 112,
+) -> None:
+    """Write a self-contained HTML review page: thumbnails, highlighted captions, entity chips, filters."""
+    from .progress import progress_bar
+    from .report.html import build_report, report_result
+
+    with progress_bar() as progress:
+        path = build_report(run_dir, out_file, page_size=page_size, fused_dir=fused, thumb_size=thumb_size,
+                            progress=progress)
+    report_result(path).print_summary(out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from report_run import EVIL, make_run
 
 from entitylabel.report import build_report
-from report_run import EVIL, make_run
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -117,4 +117,5 @@ def test_review_page_in_chromium(driver, tmp_path):
     shot = tmp_path / "report.png"
     driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
-    assert not [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(driver, "get_log") else True
+    errors = [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not errors, errors  # e.g. a CSP violation or a JS exception

@@ -52,5 +52,8 @@ def arrow_schema(features: Features) -> pa.Schema:
 
 
 def yaml_features(features: Features) -> list:
-    """The `dataset_info.features` list of the card's YAML header, in the hub's own format."""
+    """The `dataset_info.features` list of the card's YAML header, in the hub's own format.
+
+    Also how export.json stores the features: a list keeps the column order through sorted-key JSON.
+    """
     return features._to_yaml_list()  # the same private helper `push_to_hub` uses for the card

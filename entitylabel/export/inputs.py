@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..errors import EntityLabelError
 
@@ -33,17 +34,6 @@ CAPTIONS_SCHEMA = pa.schema(
         ("error", pa.string()),
     ]
 )
-ENTITIES_SCHEMA = pa.schema(
-    [
-        ("pair_id", pa.string()),
-        ("entity", pa.string()),
-        ("support", pa.int32()),
-        ("confidence", pa.float32()),
-        ("sources", pa.list_(pa.string())),
-        ("mentions", pa.list_(pa.string())),
-    ]
-)
-LABELS_SCHEMA = pa.schema([("pair_id", pa.string()), ("entities", pa.list_(pa.string()))])
 MODALITIES = ("ir", "vis")
 
 
@@ -59,6 +49,8 @@ def _read_table(path: Path) -> pd.DataFrame:
 def _caption_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
+    if path.is_dir() and not any(path.glob("shard-*.parquet")) and (path / "captions").is_dir():
+        path = path / "captions"  # a run folder holding the caption stage's output
     if not path.is_dir():
         raise EntityLabelError("captions not found", path=path, hint="pass the caption stage's output folder")
     shards = sorted(path.glob("shard-*.parquet"))
@@ -91,9 +83,7 @@ def read_captions(path: str | Path) -> pd.DataFrame:
     df["modality"] = df["modality"].where(df["modality"].notna(), parsed.where(parsed.isin(MODALITIES)))
     df = df[CAPTIONS_SCHEMA.names]
     df = df.drop_duplicates(["pair_id", "source"], keep="last")
-    return df.sort_values(["pair_id", "modality", "source"], na_position="last", kind="stable").reset_index(
-        drop=True
-    )
+    return df.sort_values(["pair_id", "modality", "source"], na_position="last", kind="stable").reset_index(drop=True)
 
 
 def primary_captions(captions: pd.DataFrame, prompt: str | None = None) -> dict[str, dict[str, str]]:
@@ -121,7 +111,7 @@ class EntityInputs:
 
     label_space: list[str]
     labels: dict[str, list[str]]  # pair_id -> entity names in label-space order
-    entities: pd.DataFrame  # ENTITIES_SCHEMA columns (may be empty)
+    entities: pa.Table | None  # entities.parquet as written (all its columns), sorted by pair_id, entity
     space_info: dict[str, Any] = field(default_factory=dict)  # label_space.json without names/counts
     extract_info: dict[str, Any] = field(default_factory=dict)  # extract.json
     folder: Path | None = None
@@ -137,9 +127,25 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_entities_table(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise EntityLabelError(f"not a readable table ({e})", path=path) from None
+    missing = [c for c in ("pair_id", "entity", "confidence") if c not in table.column_names]
+    if missing:
+        raise EntityLabelError(f"entities table lacks columns {missing}", path=path)
+    return table.sort_by([("pair_id", "ascending"), ("entity", "ascending")])
+
+
 def read_entities(folder: str | Path) -> EntityInputs:
-    """labels.parquet + label_space.json (required), entities.parquet + extract.json (optional)."""
+    """labels.parquet + label_space.json (required), entities.parquet + extract.json (optional).
+
+    `folder` is the extract stage's `entities/` folder or the run folder holding it.
+    """
     d = Path(folder)
+    if not (d / "labels.parquet").exists() and (d / "entities" / "labels.parquet").is_file():
+        d = d / "entities"
     if not d.is_dir():
         raise EntityLabelError("entities folder not found", path=d, hint="pass the extract stage's output folder")
     for name in ("labels.parquet", "label_space.json"):
@@ -162,14 +168,7 @@ def read_entities(folder: str | Path) -> EntityInputs:
                 f"pair {pair_id}: label {unknown[0]!r} is not in label_space.json", path=d / "labels.parquet"
             )
         labels[str(pair_id)] = sorted(set(ents), key=order.__getitem__)
-    if (d / "entities.parquet").is_file():
-        entities = _read_table(d / "entities.parquet")
-        for name in ENTITIES_SCHEMA.names:
-            if name not in entities.columns:
-                entities[name] = None
-        entities = entities[ENTITIES_SCHEMA.names].sort_values(["pair_id", "entity"], kind="stable")
-    else:
-        entities = pd.DataFrame({n: pd.Series(dtype=object) for n in ENTITIES_SCHEMA.names})
+    entities = _read_entities_table(d / "entities.parquet") if (d / "entities.parquet").is_file() else None
     extract_info = _read_json(d / "extract.json") if (d / "extract.json").is_file() else {}
     info = {k: v for k, v in space.items() if k not in ("names", "counts")}
-    return EntityInputs(names, labels, entities.reset_index(drop=True), info, extract_info, d)
+    return EntityInputs(names, labels, entities, info, extract_info, d)

@@ -1,12 +1,12 @@
 """Where each file of an export folder lives, and what configs a folder already holds.
 
-    README.md                                  dataset card (YAML header the hub reads + documentation)
-    data/<config>/<split>-0000i-of-0000N.parquet  the hub dataset: images embedded
-    tables/<config>/pairs.parquet, captions.parquet, entities.parquet, labels.parquet
-                                               plain tables, no images
-    tables/<config>/label_space.json           the config's label space (names, counts, vocabulary hash)
-    tables/<config>/export.json                everything the card says about the config (the card is
-                                               regenerated from all configs' export.json files)
+README.md                                  dataset card (YAML header the hub reads + documentation)
+data/<config>/<split>-0000i-of-0000N.parquet  the hub dataset: images embedded
+tables/<config>/pairs.parquet, captions.parquet, entities.parquet, labels.parquet
+                                           plain tables, no images
+tables/<config>/label_space.json           the config's label space (names, counts, vocabulary hash)
+tables/<config>/export.json                everything the card says about the config (the card is
+                                           regenerated from all configs' export.json files)
 """
 
 from __future__ import annotations

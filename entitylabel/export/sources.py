@@ -18,7 +18,7 @@ SOURCES: dict[str, Source] = {
     "roadscene": Source(
         name="RoadScene",
         url="https://github.com/hanna-xu/RoadScene",
-        licence="no licence stated by the authors; cite the papers below",
+        licence="none stated by the authors",
         citation=(
             "H. Xu, J. Ma, Z. Le, J. Jiang, X. Guo. FusionDN: A Unified Densely Connected Network for Image "
             "Fusion. AAAI 2020. — H. Xu, J. Ma, J. Jiang, X. Guo, H. Ling. U2Fusion: A Unified Unsupervised "

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import __version__
 from ..errors import EntityLabelError
@@ -22,10 +24,9 @@ from ..io import atomic_dir, atomic_write_text, dumps_json, ensure_writable_dir,
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
 from . import layout
 from .card import render_card
-from .features import build_features
+from .features import build_features, yaml_features
 from .inputs import (
     CAPTIONS_SCHEMA,
-    ENTITIES_SCHEMA,
     EntityInputs,
     primary_captions,
     read_captions,
@@ -33,6 +34,10 @@ from .inputs import (
 )
 from .splits import DEFAULT_TEST_FRACTION, assign_splits, ordered_splits
 from .writer import DEFAULT_SHARD_BYTES, Record, check_images, write_split
+
+EXPORT_LABELS_SCHEMA = pa.schema(
+    [("pair_id", pa.string()), ("split", pa.string()), ("entities", pa.list_(pa.string()))]
+)
 
 
 @dataclass
@@ -48,11 +53,15 @@ class ExportResult:
 
     def print_summary(self, console: Any) -> None:
         splits = ", ".join(f"{s}: {n}" for s, n in self.splits.items())
-        console.print(f"exported config [bold]{self.config}[/] to {self.out} ({splits}; {len(self.files)} file(s))")
+        console.print(
+            f"exported config [bold]{self.config}[/] to {self.out} ({splits}; {len(self.files)} file(s))",
+            soft_wrap=True,
+        )
         console.print(f"label space: {self.n_labels} names; configs in folder: {', '.join(self.configs)}")
         if self.unlabelled or self.uncaptioned:
-            console.print(f"[yellow]note:[/] {self.unlabelled} pair(s) without labels, "
-                          f"{self.uncaptioned} without captions")
+            console.print(
+                f"[yellow]note:[/] {self.unlabelled} pair(s) without labels, {self.uncaptioned} without captions"
+            )
 
 
 def _check_label_space(config: str, names: list[str], infos: dict[str, dict], out: Path) -> None:
@@ -83,7 +92,9 @@ def _caption_info(captions: pd.DataFrame, prompt: str | None) -> dict[str, Any]:
     groups = []
     for key, g in vlm.groupby(keys, dropna=False, sort=True):
         entry = {k: (None if pd.isna(v) else v) for k, v in zip(keys, key, strict=True)}
-        entry.update(rows=len(g), errors=int(g["error"].notna().sum()), truncated=int(g["truncated"].fillna(False).sum()))
+        entry.update(
+            rows=len(g), errors=int(g["error"].notna().sum()), truncated=int(g["truncated"].fillna(False).sum())
+        )
         groups.append(entry)
     external = captions[captions["source"].str.startswith("external:")]
     return {
@@ -103,10 +114,10 @@ def _records(
 ) -> dict[str, list[Record]]:
     index = {n: i for i, n in enumerate(label_space)}
     conf: dict[tuple[str, str], float] = {}
-    if ents is not None and not ents.entities.empty:
-        for p, e, c in zip(ents.entities["pair_id"], ents.entities["entity"], ents.entities["confidence"],
-                           strict=True):
-            conf[(p, e)] = None if pd.isna(c) else float(c)
+    if ents is not None and ents.entities is not None:
+        cols = ents.entities.select(["pair_id", "entity", "confidence"]).to_pydict()
+        for p, e, c in zip(cols["pair_id"], cols["entity"], cols["confidence"], strict=True):
+            conf[(p, e)] = None if c is None else float(c)
     by_split: dict[str, list[Record]] = {}
     for row, split in zip(manifest.df.itertuples(index=False), splits, strict=True):
         names = ents.labels.get(row.pair_id, []) if ents is not None else []
@@ -148,11 +159,12 @@ def _write_tables(
     if captions is not None:
         write_parquet(captions[captions["pair_id"].isin(ids)], tdir / "captions.parquet", schema=CAPTIONS_SCHEMA)
     if ents is not None:
-        entities = ents.entities[ents.entities["pair_id"].isin(ids)]
-        write_parquet(entities, tdir / "entities.parquet", schema=ENTITIES_SCHEMA)
+        if ents.entities is not None:  # the extract stage's table as written, only the exported pairs
+            keep = pc.is_in(ents.entities["pair_id"], value_set=pa.array(sorted(ids), pa.string()))
+            write_parquet(ents.entities.filter(keep), tdir / "entities.parquet")
         labels = pd.DataFrame({"pair_id": pairs["pair_id"], "split": pairs["split"]})
         labels["entities"] = [ents.labels.get(p, []) for p in labels["pair_id"]]
-        write_parquet(labels, tdir / "labels.parquet")
+        write_parquet(labels, tdir / "labels.parquet", schema=EXPORT_LABELS_SCHEMA)
     space = {**(ents.space_info if ents else {}), "names": label_space, "counts": label_counts}
     atomic_write_text(tdir / "label_space.json", dumps_json(space))
 
@@ -200,7 +212,7 @@ def _build_config(
         "config": config,
         "datasets": sorted(set(manifest.df["dataset"])),
         "entitylabel_version": __version__,
-        "features": features.to_dict(),
+        "features": yaml_features(features),  # a list: keeps column order through sorted JSON
         "label_space": label_space,
         "split_method": method.to_dict(),
         "splits": split_infos,
@@ -263,17 +275,15 @@ def run_export(
 
     if not out.exists():
         with atomic_dir(out) as tmp:
-            info = _build_config(tmp, config, manifest, caps, ents, **kw)
-            atomic_write_json_info(tmp, config, info)
+            info = {**_build_config(tmp, config, manifest, caps, ents, **kw), "repo_id": repo_id}
+            _write_info(tmp, config, info)
             atomic_write_text(tmp / layout.CARD, render_card({config: info}, repo_id=repo_id))
     else:
         ensure_writable_dir(out)
-        if not os.access(out, os.W_OK):
-            raise EntityLabelError("output folder is not writable", path=out)
         stage = Path(tempfile.mkdtemp(prefix=f".export-{config}.", suffix=".tmp", dir=out))
         try:
-            info = _build_config(stage, config, manifest, caps, ents, **kw)
-            atomic_write_json_info(stage, config, info)
+            info = {**_build_config(stage, config, manifest, caps, ents, **kw), "repo_id": repo_id}
+            _write_info(stage, config, info)
             card = render_card({**infos, config: info}, repo_id=repo_id, existing=out / layout.CARD)
             atomic_write_text(stage / layout.CARD, card)
             _swap_in(layout.data_dir(stage, config), layout.data_dir(out, config))
@@ -283,7 +293,7 @@ def run_export(
             shutil.rmtree(stage, ignore_errors=True)
     splits = {s: v["num_examples"] for s, v in info["splits"].items()}
     labelled = set(ents.labels) if ents else set()
-    captioned = (set(caps["pair_id"][caps["error"].isna()]) if caps is not None else set())
+    captioned = set(caps["pair_id"][caps["error"].isna()]) if caps is not None else set()
     return ExportResult(
         out=out,
         config=config,
@@ -296,5 +306,6 @@ def run_export(
     )
 
 
-def atomic_write_json_info(root: Path, config: str, info: dict[str, Any]) -> None:
+def _write_info(root: Path, config: str, info: dict[str, Any]) -> None:
+    """tables/<config>/export.json: what the card is regenerated from."""
     atomic_write_text(layout.tables_dir(root, config) / layout.EXPORT_INFO, dumps_json(info))

@@ -62,8 +62,9 @@ class SplitFiles:
 
 def check_images(records: list[Record]) -> None:
     """Every image file exists; else one error naming the first pair (nothing is written before this)."""
-    missing = [(r.pair_id, kind, f) for r in records for kind, f in (("IR", r.ir_file), ("VIS", r.vis_file))
-               if not f.is_file()]
+    missing = [
+        (r.pair_id, kind, f) for r in records for kind, f in (("IR", r.ir_file), ("VIS", r.vis_file)) if not f.is_file()
+    ]
     if missing:
         pair_id, kind, path = missing[0]
         more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
@@ -135,8 +136,10 @@ def build_table(records: list[Record], schema: pa.Schema) -> pa.Table:
     """The Arrow table of some records, image bytes read and checked against the manifest's hashes."""
     cols: dict[str, list] = {name: [] for name in schema.names}
     for r in records:
-        for kind, rel, file, sha in (("ir", r.ir_path, r.ir_file, r.ir_sha256),
-                                     ("vis", r.vis_path, r.vis_file, r.vis_sha256)):
+        for kind, rel, file, sha in (
+            ("ir", r.ir_path, r.ir_file, r.ir_sha256),
+            ("vis", r.vis_path, r.vis_file, r.vis_sha256),
+        ):
             cols[kind].append({"bytes": _read_image(file, sha, r.pair_id, kind.upper()), "path": rel})
         for name in ("pair_id", "dataset", "caption_ir", "caption_vis", "entities", "confidences", "width", "height"):
             cols[name].append(getattr(r, name))

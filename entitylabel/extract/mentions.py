@@ -39,6 +39,8 @@ class Candidate:
     modifier: bool  # modifies a noun to its right ("car" in "car headlights")
     negated: bool
     hedged: bool
+    sentence: int = 0  # index of the sentence holding the head token (0 = first)
+    token: int = 0  # index of the head token in the doc
 
 
 class MentionFinder:
@@ -67,6 +69,7 @@ class MentionFinder:
 
     def candidates(self, doc) -> list[Candidate]:
         negated, hedged = polarity_scopes(doc)
+        sent_of = _sentence_index(doc)
         spans = [doc[s:e] for _, s, e in self.lower(doc)] + [doc[s:e] for _, s, e in self._lemma_matches(doc)]
         spans = filter_spans(spans)
         covered: set[int] = set()
@@ -77,7 +80,7 @@ class MentionFinder:
             phrase = span.text.lower()
             lemma = " ".join(t.lemma_.lower() for t in span)
             entity, meta = self._lookup(phrase, lemma)
-            out.append(self._make(phrase, lemma, entity, meta, root, negated, hedged))
+            out.append(self._make(phrase, lemma, entity, meta, root, negated, hedged, sent_of))
         for tok in doc:
             if tok.i in covered:
                 continue
@@ -89,7 +92,7 @@ class MentionFinder:
             entity, meta = self._lookup(phrase, lemma)
             if not noun and entity is None:
                 continue
-            out.append(self._make(phrase, lemma, entity, meta, tok, negated, hedged))
+            out.append(self._make(phrase, lemma, entity, meta, tok, negated, hedged, sent_of))
         return out
 
     def _lemma_matches(self, doc):
@@ -97,7 +100,7 @@ class MentionFinder:
         return self.lemma(_LemmaView.of(doc)) if len(self.lemma) else []
 
     @staticmethod
-    def _make(phrase, lemma, entity, meta, head, negated, hedged) -> Candidate:
+    def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of) -> Candidate:
         return Candidate(
             phrase=phrase,
             lemma=lemma,
@@ -106,7 +109,20 @@ class MentionFinder:
             modifier=_is_modifier(head),
             negated=head.i in negated,
             hedged=head.i in hedged,
+            sentence=sent_of[head.i],
+            token=head.i,
         )
+
+
+def _sentence_index(doc) -> list[int]:
+    """Sentence number of every token (from the parser's sentence boundaries)."""
+    out = [0] * len(doc)
+    k = -1
+    for tok in doc:
+        if tok.is_sent_start or k < 0:
+            k += 1
+        out[tok.i] = k
+    return out
 
 
 def _is_noun(tok) -> bool:

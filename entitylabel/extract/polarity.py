@@ -172,10 +172,10 @@ def negation_scope(doc) -> set[int]:
             for c in tok.children:
                 if c.dep_ in ("pobj", "pcomp", "dobj"):
                     add(nominal_group(c) if c.pos_ in _NOMINAL_POS else _objects(c))
-        elif lemma in ABSENCE_HEADS or low in ABSENCE_HEADS:
-            add(_pp_objects(tok))
         elif lemma in ABSENCE_VERBS and tok.pos_ == "VERB":
-            add(_objects(tok))
+            add(_objects(tok))  # "the street lacks cars"
+        elif lemma in ABSENCE_HEADS or low in ABSENCE_HEADS:
+            add(_pp_objects(tok))  # "absence of", "free of", "none of"
         elif low == "neither" and tok.dep_ in ("preconj", "det", "cc"):
             head = tok.head
             if head.pos_ in _NOMINAL_POS:

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -156,6 +157,27 @@ class VocabReport:
     n_with_synset: int
     categories: dict[str, int]  # category -> number of entities ("" = none)
 
+    def print_summary(self, console: Any) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(title=f"{self.path}: ok", show_header=False)
+        t.add_column("what")
+        t.add_column("value", overflow="fold")
+        cats = ", ".join(f"{c or '(none)'} {n}" for c, n in self.categories.items())
+        for k, v in (
+            ("name", self.name),
+            ("version", self.version),
+            ("entities", str(self.n_entities)),
+            ("forms", f"{self.n_forms} ({self.n_multiword} multi-word)"),
+            ("meta nouns", str(self.n_meta)),
+            ("with synset", f"{self.n_with_synset} of {self.n_entities}"),
+            ("categories", cats),
+            ("sha256", self.sha256),
+        ):
+            t.add_row(k, Text(v))
+        console.print(t)
+
 
 # --- loading --------------------------------------------------------------------------------------
 
@@ -180,7 +202,7 @@ class _Reader:
 
     def fail(self, message: str, node: yaml.Node | None = None, *, hint: str | None = None) -> Exception:
         where = f"{self.path}:{node.start_mark.line + 1}" if node is not None else self.path
-        return EntityLabelError(message, path=where, hint=hint)
+        return EntityLabelError(_one_line(message), path=where, hint=hint)
 
     def text(self, node: yaml.Node, what: str, *, allow_numbers: bool = False) -> str:
         if isinstance(node, yaml.ScalarNode) and not _is_null(node) and (
@@ -224,6 +246,7 @@ def _kind(node: yaml.Node) -> str:
         "tag:yaml.org,2002:float": "a number",
         "tag:yaml.org,2002:bool": "a boolean",
         "tag:yaml.org,2002:null": "nothing",
+        _STR: f"text '{node.value}'" if len(node.value) < 40 else "text",
     }.get(node.tag, f"a value tagged {node.tag}")
 
 

@@ -138,9 +138,7 @@ def _score_pair(
         ir = _load(manifest.ir_abspath(rec), "infrared")
         vis = _load(manifest.vis_abspath(rec), "visible")
         if ir.shape != vis.shape:
-            raise ValueError(
-                f"infrared is {ir.shape[1]}x{ir.shape[0]} but visible is {vis.shape[1]}x{vis.shape[0]}"
-            )
+            raise ValueError(f"infrared is {ir.shape[1]}x{ir.shape[0]} but visible is {vis.shape[1]}x{vis.shape[0]}")
     except ValueError as e:
         return [_row(m, pid, "error", error=f"source: {e}") for m in methods]
 
@@ -152,8 +150,7 @@ def _score_pair(
                 img = _load(fused, "fused")
                 if img.shape != ir.shape:
                     raise ValueError(
-                        f"fused image is {img.shape[1]}x{img.shape[0]} but the pair is "
-                        f"{ir.shape[1]}x{ir.shape[0]}"
+                        f"fused image is {img.shape[1]}x{img.shape[0]} but the pair is {ir.shape[1]}x{ir.shape[0]}"
                     )
                 rows.append(_row(method, pid, "ok", rel, **compute_all(ir, vis, img, mi_log_base=mi_log_base)))
             except ValueError as e:
@@ -263,7 +260,6 @@ def evaluate(
         [images, pd.DataFrame(_mean_rows(images, methods), columns=[*ID_COLUMNS, *METRICS])], ignore_index=True
     )
     table["n"] = table["n"].astype("int64")
-    table.attrs["mi_log_base"] = str(mi_log_base)
     if out_path is not None:
         write_table(table, out_path, mi_log_base=mi_log_base)
     return table
@@ -307,10 +303,11 @@ def write_table(table: pd.DataFrame, path: str | Path, *, mi_log_base: float | s
 
 def print_table(table: pd.DataFrame, console: Any, *, max_problems: int = 10) -> None:
     """Rich table: rows = methods, columns = metric means (best per column in bold), then problems."""
+    from rich import box
     from rich.table import Table
 
     summary = summarize(table)
-    t = Table(title="Fusion metrics (mean over pairs scored by every method)")
+    t = Table(title="Fusion metrics (mean over pairs scored by every method)", box=box.SIMPLE_HEAD)
     t.add_column("method")
     t.add_column("n", justify="right")
     for m in METRICS:
@@ -324,10 +321,15 @@ def print_table(table: pd.DataFrame, console: Any, *, max_problems: int = 10) ->
         cells = []
         for m in METRICS:
             v = row[m]
-            text = "—" if pd.isna(v) else f"{v:.4f}"
+            text = "—" if pd.isna(v) else f"{v:.{5 if m == 'Nabf' else 4}f}"
             cells.append(f"[bold]{text}[/]" if m in best and v == best[m] else text)
         t.add_row(str(name), str(int(row["n"])), *cells)
-    console.print(t)
+    if console.is_terminal:
+        console.print(t)
+    else:  # pipes and logs get the full table instead of an 80-column squeeze
+        from rich.console import Console
+
+        Console(file=console.file, width=max(console.width, 140), no_color=True).print(t)
     bad = table[(table["kind"] == "image") & (table["status"] != "ok")]
     if len(bad):
         console.print(f"[yellow]{len(bad)} image row(s) not scored[/]:")

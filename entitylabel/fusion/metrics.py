@@ -17,7 +17,8 @@ Conventions (the numbers depend on them, so they are part of the API):
   ratio of the sums over all scales; VIF(A,F) + VIF(B,F). A reference with no detail at all scores 1.
 - Qabf: Xydeas & Petrovic as in the common MATLAB/Python code: 3x3 Sobel with zero padding ("same"),
   orientation atan(gy/gx) (pi/2 where gx = 0), strength sigmoid (0.9994, -15, 0.5), orientation sigmoid
-  (0.9879, -22, 0.8), weights = source gradient strength (L = 1). Equal strengths count as ratio 1.
+  (0.9879, -22, 0.8), weights = source gradient strength (L = 1). Equal strengths count as ratio 1
+  (the MATLAB code stores gF there, which differs only where 0 < gA = gF < ~1, i.e. practically never).
 - SSIM: SSIM(F,A) + SSIM(F,B), Wang et al. with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01,
   K2 = 0.03, data range 255, mean over the "valid" region (= skimage with gaussian_weights=True,
   use_sample_covariance=False, data_range=255); no downsampling.
@@ -25,7 +26,9 @@ Conventions (the numbers depend on them, so they are part of the API):
   mirror extension, Td = 2, wt_min = 0.001, Lg = 1.5, (0.9999, 19, 0.5) / (0.9995, 22, 0.5); counts
   pixels where F's gradient exceeds both sources'. Lower is better (0 = no artifacts).
 
-Every function works on float64 copies and never changes its inputs.
+With these conventions the pixel-max fusion of the 25 TNO pairs in ../shared/data averages EN 6.813,
+SD 40.01, SF 10.06, AG 3.773, VIF 0.924, Qabf 0.599: the published figures (6.81, 40.0, 10.1, 3.77, 0.92,
+0.60) measured with the reference code. Every function works on float64 copies and never changes its inputs.
 """
 
 from __future__ import annotations
@@ -234,8 +237,12 @@ def vif(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
 
 
 def _sobel_zero(x: Array) -> tuple[Array, Array]:
-    """Gradient strength and orientation atan(gy/gx) (pi/2 where gx = 0), 3x3 Sobel, zero padding."""
-    gx = ndimage.sobel(x, axis=1, mode="constant", cval=0.0)
+    """Strength and orientation atan(gy/gx) (pi/2 where gx = 0) as MATLAB conv2(x, sobel, 'same').
+
+    The signs follow conv2 (a true convolution): gx = left - right, gy = below - above. They matter
+    only through the gx = 0 special case, but that is enough to move Qabf in the 4th decimal.
+    """
+    gx = -ndimage.sobel(x, axis=1, mode="constant", cval=0.0)
     gy = ndimage.sobel(x, axis=0, mode="constant", cval=0.0)
     g = np.hypot(gx, gy)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS
 from ..io import atomic_write_text
-from .tables import build_payload, load_run
+from .tables import build_payload, exported_splits, load_run
 from .thumbs import make_thumbnails
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
@@ -82,6 +82,7 @@ def build_report(
     *,
     captions: str | Path | None = None,
     entities: str | Path | None = None,
+    export_dir: str | Path | None = None,
     root: str | Path | None = None,
     title: str | None = None,
     notice: str | None = None,
@@ -92,7 +93,8 @@ def build_report(
 ) -> Path:
     """Write the review page for `run_dir` (pairs.parquet, captions/, entities/) and return its path.
 
-    `out` defaults to `run_dir/report.html`; `fused_dir` (default `run_dir/fused` when present) holds fused
+    `out` defaults to `run_dir/report.html`; splits shown are those of the export in `export_dir` (default
+    `run_dir/export`) when there is one, else discover's; `fused_dir` (default `run_dir/fused` when present) holds fused
     images named by pair id or by the IR file's stem; `notice` is shown as a banner (e.g. "captions are
     random"); `root` overrides the dataset root stored in pairs.parquet.
     """
@@ -105,6 +107,11 @@ def build_report(
     cap_path = Path(captions) if captions is not None else run / "captions"
     ent_dir = Path(entities) if entities is not None else run / "entities"
     tables, data_root = load_run(run / "pairs.parquet", cap_path, ent_dir, root=Path(root) if root else None)
+    exp = Path(export_dir) if export_dir is not None else run / "export"
+    exported = exported_splits(exp)
+    if exported:  # the train/test split export assigned (hashed when the dataset has no split folders)
+        split = tables.pairs["pair_id"].map(exported)
+        tables.pairs["split"] = split.where(split.notna(), tables.pairs["split"])
     payload = build_payload(tables, max_rejected=max_rejected)
 
     fused_path = Path(fused_dir) if fused_dir is not None else (run / "fused" if (run / "fused").is_dir() else None)

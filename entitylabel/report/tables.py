@@ -18,6 +18,8 @@ from ..errors import EntityLabelError
 from .highlight import PhraseIndex, segments_from_search, segments_from_spans, status_kind
 
 _MODALITY_ORDER = {"ir": 0, "vis": 1}
+# rejection reasons whose "phrase" is not text from a caption (a pair id, a problem code)
+_NOT_PHRASES = {"unknown_pair", "bad_caption"}
 
 
 @dataclass
@@ -44,9 +46,11 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def read_captions(path: Path) -> pd.DataFrame | None:
-    """Caption rows from a caption folder (every *.parquet in it) or one Parquet/JSONL file."""
-    if path.is_dir():
-        files = sorted(path.glob("*.parquet"))
+    """Caption rows from a caption folder (its shard-*.parquet) or one Parquet/JSONL file."""
+    if path.is_dir():  # the caption stage's shards; other Parquet there (problem lists) is not captions
+        files = sorted(path.glob("shard-*.parquet")) or sorted(
+            f for f in path.glob("*.parquet") if not f.name.endswith(".problems.parquet")
+        )
         if not files:
             return None
         df = pd.concat([_read_table(f) for f in files], ignore_index=True)
@@ -58,6 +62,18 @@ def read_captions(path: Path) -> pd.DataFrame | None:
     if missing:
         raise EntityLabelError(f"caption table lacks columns {missing}", path=path)
     return df
+
+
+def exported_splits(export_dir: Path) -> dict[str, str]:
+    """pair_id -> split from an export folder's plain tables (`tables/<config>/pairs.parquet`)."""
+    found: dict[str, str] = {}
+    for f in sorted(export_dir.glob("tables/*/pairs.parquet")) if export_dir.is_dir() else []:
+        try:
+            df = pd.read_parquet(f, columns=["pair_id", "split"])
+        except Exception:  # not an export table after all: keep discover's splits
+            continue
+        found.update(zip(df["pair_id"].astype(str), df["split"].astype(str), strict=True))
+    return found
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -126,20 +142,25 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
 
     # Entity candidates per pair (chips), final labels flagged.
     ents_by_pair: dict[str, list[list[Any]]] = {}
-    accepted_by_pair: dict[str, PhraseIndex] = {}
+    accepted_by_src: dict[tuple[str, str], PhraseIndex] = {}
     if tables.entities is not None:
         df = tables.entities
         cols = {c: df[c].tolist() if c in df.columns else [None] * len(df) for c in
-                ("pair_id", "entity", "confidence", "support", "sources", "mentions")}
-        for pid, ent, conf, sup, srcs, ments in zip(*cols.values(), strict=True):
+                ("pair_id", "entity", "confidence", "support", "sources", "mentions", "accepted")}
+        for pid, ent, conf, sup, srcs, ments, acc in zip(*cols.values(), strict=True):
             pid, ent = str(pid), str(ent)
-            final = ent in labels_by_pair.get(pid, ()) if tables.labels is not None else True
+            if tables.labels is not None:
+                final = ent in labels_by_pair.get(pid, ())
+            else:
+                final = bool(acc) if acc is not None else True
             ents_by_pair.setdefault(pid, []).append(
                 [ent, _num(conf), 1 if final else 0, [str(s) for s in _as_list(srcs)], _num(sup)]
             )
-            index = accepted_by_pair.setdefault(pid, PhraseIndex())
-            for m in _as_list(ments):
-                index.add(str(m), "ok", ent)
+            # A mention is marked as accepted only in the captions of the sources that voted for it.
+            for src in [str(x) for x in _as_list(srcs)] or ["*"]:
+                index = accepted_by_src.setdefault((pid, src), PhraseIndex())
+                for m in _as_list(ments):
+                    index.add(str(m), "ok", ent)
     for pid, labs in labels_by_pair.items():  # a label without an entities row still gets a chip
         have = {e[0] for e in ents_by_pair.get(pid, [])}
         for lab in labs:
@@ -159,6 +180,8 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
         recs = rej.to_dict("records")
         for r in recs:
             reason = _text(r.get("reason"))
+            if reason in _NOT_PHRASES:
+                continue
             rejected_index.add(_text(r.get("phrase")), status_kind(reason), reason)
         for r in recs[:max_rejected]:
             reason = _text(r.get("reason"))
@@ -200,7 +223,8 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
             if (pid, src) in spans:
                 segs = segments_from_spans(text, spans[(pid, src)])
             else:
-                segs = segments_from_search(text, accepted_by_pair.get(pid, empty), rejected_index)
+                accepted = accepted_by_src.get((pid, src)) or accepted_by_src.get((pid, "*"), empty)
+                segs = segments_from_search(text, accepted, rejected_index)
             cap: dict[str, Any] = {"src": src, "mod": _text(r.get("modality")), "seg": segs}
             if err:
                 cap["err"] = err

@@ -1,0 +1,214 @@
+"""Import captions made elsewhere (an API model, an existing text release) as caption shards.
+
+The file is JSONL, JSON, CSV or Parquet with a caption column (`caption`, `text`, `description` or `answer`)
+and a key: `pair_id`, or an image file name / relative path (`image`, `file_name`, `filename`, `file`,
+`image_path`, `path`). A path relative to the dataset root, or a file name (with or without extension) found
+in only one modality, also tells the modality; an optional `modality` column says it outright. Optional
+`model`, `prompt_id` and `prompt` columns are carried into the provenance.
+
+Rows become `shard-external-<name>-NNNNN.parquet` with source `external:<name>`. Rows that match no pair,
+match several, or have no caption are not dropped silently: they go to `external-<name>.problems.parquet`
+and are counted in `external-<name>.json`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import EntityLabelError
+from ..io import atomic_write_json, sha256_file, sha256_text, write_parquet
+from ..pairs import PairManifest, safe_name
+from .shards import fingerprint, is_done, plan_shards, remove_stale, write_shard
+
+KEY_COLUMNS = ("image", "file_name", "filename", "file", "image_path", "path", "image_file")
+CAPTION_COLUMNS = ("caption", "text", "description", "answer")
+_MODALITY = {"vis": "vis", "visible": "vis", "rgb": "vis", "ir": "ir", "infrared": "ir", "thermal": "ir"}
+PROBLEM_SCHEMA = pa.schema([("row", pa.int64()), ("key", pa.string()), ("kind", pa.string()), ("message", pa.string())])
+
+
+@dataclass
+class ExternalResult:
+    name: str
+    rows: int  # rows in the input file
+    matched: int  # rows written to shards
+    problems: int  # rows reported in the problems file
+    shards: int
+    problems_path: Path
+    by_kind: dict[str, int]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a JSONL/JSON/CSV/Parquet file into strings (keys like '00012' must not become numbers)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False)
+        elif suffix == ".json":
+            text = path.read_text(encoding="utf-8").lstrip()
+            df = pd.read_json(path, lines=not text.startswith("["), dtype=False)
+        elif suffix in (".csv", ".tsv"):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",")
+        elif suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        else:
+            raise EntityLabelError("unknown caption file type", path=path, hint="use .jsonl, .json, .csv or .parquet")
+    except EntityLabelError:
+        raise
+    except FileNotFoundError:
+        raise EntityLabelError("external caption file not found", path=path) from None
+    except Exception as e:  # parser errors of several kinds
+        raise EntityLabelError(f"cannot read external captions ({type(e).__name__}: {e})", path=path) from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    return df
+
+
+def _pick(df: pd.DataFrame, names: Iterable[str]) -> str | None:
+    return next((c for c in names if c in df.columns), None)
+
+
+def _text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+class _Matcher:
+    """Look a key up as pair id, relative path, file name, or file stem."""
+
+    def __init__(self, manifest: PairManifest) -> None:
+        df = manifest.df
+        self.pair_ids = set(df["pair_id"])
+        self.by_path: dict[str, tuple[str, str]] = {}
+        self.by_name: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for pid, ir, vis in zip(df["pair_id"], df["ir_path"], df["vis_path"], strict=True):
+            for mod, rel in (("ir", ir), ("vis", vis)):
+                rel = posixpath.normpath(rel)
+                self.by_path[rel] = (pid, mod)
+                name = posixpath.basename(rel)
+                self.by_name[name].add((pid, mod))
+                self.by_name[posixpath.splitext(name)[0]].add((pid, mod))
+
+    def match_file(self, key: str) -> tuple[str | None, str | None, str | None]:
+        """(pair_id, modality or None, problem kind or None)."""
+        rel = posixpath.normpath(key.replace("\\", "/")).lstrip("/")
+        if rel in self.by_path:
+            return (*self.by_path[rel], None)
+        hits = self.by_name.get(posixpath.basename(rel)) or set()
+        pairs = {p for p, _ in hits}
+        if not pairs:
+            return None, None, "unmatched"
+        if len(pairs) > 1:
+            return None, None, "ambiguous"
+        mods = {m for _, m in hits}
+        return pairs.pop(), (mods.pop() if len(mods) == 1 else None), None
+
+
+def import_external(
+    manifest: PairManifest,
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    shard_size: int = 128,
+    force: bool = False,
+) -> ExternalResult:
+    """Turn an external caption file into caption shards with source `external:<name>`."""
+    path, out = Path(path), Path(out_dir)
+    name = name or safe_name(path.stem)
+    if safe_name(name) != name:
+        raise EntityLabelError(f"--external-name {name!r} must be letters, digits, '.', '_' or '-'")
+    df = read_table(path)
+    key_col = "pair_id" if "pair_id" in df.columns else _pick(df, KEY_COLUMNS)
+    cap_col = _pick(df, CAPTION_COLUMNS)
+    if key_col is None or cap_col is None:
+        raise EntityLabelError(
+            f"needs a key column (pair_id or one of {', '.join(KEY_COLUMNS)}) and a caption column "
+            f"({', '.join(CAPTION_COLUMNS)}); found {', '.join(df.columns) or 'none'}",
+            path=path,
+        )
+    matcher = _Matcher(manifest)
+    source = f"external:{name}"
+    rows: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    get = {
+        c: df[c].tolist() if c in df.columns else [None] * len(df) for c in ("modality", "model", "prompt_id", "prompt")
+    }
+    for i, (key, caption) in enumerate(zip(df[key_col].tolist(), df[cap_col].tolist(), strict=True)):
+        key_s, caption_s = _text(key), _text(caption)
+        if key_s is None:
+            problems.append({"row": i, "key": None, "kind": "no_key", "message": f"empty {key_col}"})
+            continue
+        if key_col == "pair_id":
+            pid, mod, kind = (key_s, None, None) if key_s in matcher.pair_ids else (None, None, "unmatched")
+        else:
+            pid, mod, kind = matcher.match_file(key_s)
+        if kind:
+            what = "no pair has this" if kind == "unmatched" else "several pairs have this"
+            problems.append({"row": i, "key": key_s, "kind": kind, "message": f"{what} {key_col}"})
+            continue
+        given = _text(get["modality"][i])
+        if given is not None:
+            if given.lower() not in _MODALITY:
+                problems.append({"row": i, "key": key_s, "kind": "bad_modality", "message": f"modality {given!r}"})
+                continue
+            mod = _MODALITY[given.lower()]
+        if caption_s is None:
+            problems.append({"row": i, "key": key_s, "kind": "empty_caption", "message": "no caption text"})
+            continue
+        prompt = _text(get["prompt"][i])
+        rows.append(
+            {
+                "pair_id": pid,
+                "source": source,
+                "modality": mod,
+                "caption": caption_s,
+                "model": _text(get["model"][i]),
+                "model_revision": None,
+                "prompt_id": _text(get["prompt_id"][i]),
+                "prompt_sha256": sha256_text(prompt) if prompt else None,
+                "decoding": None,
+                "n_tokens": None,
+                "truncated": False,
+                "error": None,
+            }
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = f"shard-external-{name}"
+    shards = plan_shards(sorted({r["pair_id"] for r in rows}), max(1, shard_size), prefix)
+    remove_stale(out, shards, prefix)
+    settings = {"source": source, "file_sha256": sha256_file(path)}
+    by_pair: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_pair[r["pair_id"]].append(r)
+    for shard in shards:
+        fp = fingerprint(shard, settings)
+        if force or not is_done(shard, out, fp):
+            write_shard(shard, out, [r for p in shard.pair_ids for r in by_pair[p]], fp)
+    problems_path = out / f"external-{name}.problems.parquet"
+    write_parquet(pd.DataFrame(problems, columns=PROBLEM_SCHEMA.names), problems_path, schema=PROBLEM_SCHEMA)
+    by_kind = dict(sorted(Counter(p["kind"] for p in problems).items()))
+    atomic_write_json(
+        out / f"external-{name}.json",
+        {
+            "name": name,
+            "source": source,
+            "file": path.name,
+            "file_sha256": settings["file_sha256"],
+            "rows": len(df),
+            "matched": len(rows),
+            "pairs": len(by_pair),
+            "problems": len(problems),
+            "problems_by_kind": by_kind,
+            "shards": len(shards),
+        },
+    )
+    return ExternalResult(name, len(df), len(rows), len(problems), len(shards), problems_path, by_kind)

@@ -1,0 +1,323 @@
+"""The caption stage: `run_caption(manifest, out_dir, model=...)`.
+
+Plans shards over the pair manifest, takes this process's share, skips shards already done the same way,
+and captions the rest with a background loader feeding the model. Each finished shard is written
+atomically with its done marker; wall-clock times go to `caption.log.jsonl`; when every shard is done the
+first process writes `caption.json` (settings and counts, no times).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ..errors import EntityLabelError
+from ..io import atomic_write_json, ensure_writable_dir
+from ..pairs import PairManifest, load_pairs
+from .backend import Caption, Captioner, load_captioner
+from .distributed import my_share, rank_world, wait_for_everyone
+from .external import ExternalResult, import_external
+from .loader import Batch, Loaded, Prefetcher, WorkItem
+from .prompts import MODALITIES, Prompt, prompts_for, resolve_prompts
+from .runlog import RunLog
+from .shards import Shard, clean_temp_files, fingerprint, is_done, plan_shards, remove_stale, write_shard
+
+LOG_NAME = "caption.log.jsonl"
+SUMMARY_NAME = "caption.json"
+
+
+@dataclass
+class CaptionResult:
+    """What one process did. `computed` lists the shards it captioned now, `skipped` those already done."""
+
+    out_dir: Path
+    rank: int = 0
+    world: int = 1
+    shards_total: int = 0
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rows: int = 0
+    failed: int = 0
+    truncated: int = 0
+    external: ExternalResult | None = None
+
+    def print_summary(self, console: Any) -> None:
+        who = f" (process {self.rank + 1} of {self.world})" if self.world > 1 else ""
+        if self.external is not None:
+            e = self.external
+            console.print(
+                f"external:{e.name}: {e.matched} of {e.rows} caption rows imported into {e.shards} shard(s)"
+                + (f"; {e.problems} row(s) reported in {e.problems_path}" if e.problems else "")
+            )
+        if self.shards_total:
+            console.print(
+                f"captions{who}: {len(self.computed)} shard(s) captioned, {len(self.skipped)} already done, "
+                f"{self.rows} caption(s) written, {self.failed} failed, {self.truncated} truncated -> {self.out_dir}"
+            )
+
+
+def run_caption(
+    manifest: str | Path | PairManifest,
+    out_dir: str | Path,
+    *,
+    model: str | None = None,
+    revision: str | None = None,
+    modalities: Sequence[str] = MODALITIES,
+    prompts: Sequence[str] | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 96,
+    dtype: str = "auto",
+    device: str = "auto",
+    shard_size: int = 128,
+    force: bool = False,
+    trust_remote_code: bool = False,
+    external: str | Path | None = None,
+    external_name: str | None = None,
+    root: str | Path | None = None,
+    captioner: Captioner | None = None,
+    decode_workers: int = 2,
+    progress: Any = None,
+) -> CaptionResult:
+    """Caption every pair of `manifest` (both modalities by default) into shards under `out_dir`.
+
+    `model` is a Hub id or a local folder; `captioner` passes an already loaded one instead. `external`
+    imports a caption file as well (or instead, without a model). Under `accelerate launch`/`torchrun`
+    each process takes shards i with i % world == rank.
+    """
+    pairs = manifest if isinstance(manifest, PairManifest) else load_pairs(manifest, root=root)
+    modalities = tuple(dict.fromkeys(modalities))
+    bad = [m for m in modalities if m not in MODALITIES]
+    if bad or not modalities:
+        raise EntityLabelError(f"unknown modality {bad or modalities!r}", hint="use vis, ir or both")
+    if batch_size < 1 or shard_size < 1:
+        raise EntityLabelError("--batch-size and --shard-size must be at least 1")
+    if model is None and captioner is None and external is None:
+        raise EntityLabelError("nothing to do: pass --model (a VLM) and/or --external (a caption file)")
+    out = ensure_writable_dir(out_dir)
+    rank, world = rank_world()
+    result = CaptionResult(out, rank, world)
+    if external is not None and rank == 0:
+        result.external = import_external(pairs, external, out, name=external_name, shard_size=shard_size, force=force)
+    if model is None and captioner is None:
+        return result
+
+    tasks = prompts_for(resolve_prompts(prompts), modalities)  # fail on a bad prompt before loading a model
+    runlog = RunLog(out / LOG_NAME, rank=rank, world=world)
+    if captioner is None:
+        assert model is not None
+        captioner = load_captioner(
+            model,
+            revision=revision,
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            on_event=runlog,
+        )
+    elif captioner.on_event is None:
+        captioner.on_event = runlog
+    settings = _settings(captioner, tasks, modalities)
+
+    plan = plan_shards(pairs.df["pair_id"].tolist(), shard_size)
+    result.shards_total = len(plan)
+    if rank == 0:
+        remove_stale(out, plan)
+    mine = my_share(plan, rank, world)
+    clean_temp_files(out, mine)
+    fps = {s.index: fingerprint(s, settings) for s in mine}
+    todo = [s for s in mine if force or not is_done(s, out, fps[s.index])]
+    result.skipped = [s.name for s in mine if s not in todo]
+    runlog(
+        {
+            "event": "start",
+            "model": captioner.name,
+            "device": str(captioner.device),
+            "decoding": captioner.decoding,
+            "batch_size": batch_size,
+            "shards_total": len(plan),
+            "shards_mine": len(mine),
+            "shards_todo": len(todo),
+        }
+    )
+    for name in result.skipped:
+        runlog({"event": "skip", "shard": name})
+
+    rows_of = _index_rows(pairs, todo)
+    task = progress.add_task("caption", total=sum(len(s.pair_ids) for s in todo) * len(tasks)) if progress else None
+    try:
+        _caption_shards(
+            captioner,
+            todo,
+            tasks,
+            rows_of,
+            out,
+            fps,
+            settings,
+            runlog,
+            result,
+            batch_size,
+            decode_workers,
+            progress,
+            task,
+        )
+    except KeyboardInterrupt:
+        runlog({"event": "interrupted", "computed": result.computed})
+        raise
+    wait_for_everyone()
+    if rank == 0:
+        _write_summary(out, plan, fps_all={s.index: fingerprint(s, settings) for s in plan}, settings=settings)
+    runlog({"event": "end", "computed": len(result.computed), "skipped": len(result.skipped)})
+    return result
+
+
+def _settings(captioner: Captioner, tasks: list[tuple[str, Prompt]], modalities: Sequence[str]) -> dict[str, Any]:
+    """Everything that shapes a shard's rows: part of every done marker's fingerprint."""
+    return {
+        "model": captioner.name,
+        "model_revision": captioner.revision,
+        "decoding": captioner.decoding,
+        "modalities": list(modalities),
+        "prompts": [{"modality": m, "id": p.id, "sha256": p.sha256(captioner.mode)} for m, p in tasks],
+    }
+
+
+def _index_rows(pairs: PairManifest, shards: list[Shard]) -> dict[str, dict[str, Path]]:
+    wanted = {p for s in shards for p in s.pair_ids}
+    df = pairs.df[pairs.df["pair_id"].isin(wanted)]
+    return {
+        pid: {"vis": pairs.path(vis), "ir": pairs.path(ir)}
+        for pid, vis, ir in zip(df["pair_id"], df["vis_path"], df["ir_path"], strict=True)
+    }
+
+
+def _batches(
+    shards: list[Shard], tasks: list[tuple[str, Prompt]], paths: dict[str, dict[str, Path]], mode: str, size: int
+) -> Iterator[Batch]:
+    """Batches in shard order; within a shard, one (modality, prompt) at a time so prompts share a length."""
+    for shard in shards:
+        for modality, prompt in tasks:
+            items = [
+                WorkItem(pid, modality, prompt.id, prompt.wording(mode), paths[pid][modality]) for pid in shard.pair_ids
+            ]
+            for i in range(0, len(items), size):
+                yield Batch(shard.index, items[i : i + size])
+
+
+def _captions_for(captioner: Captioner, loaded: Loaded) -> list[Caption]:
+    caps: list[Caption | None] = [None if err is None else Caption.failed(err) for err in loaded.errors]
+    if loaded.ok:
+        if loaded.prepared is not None:
+            done = captioner.run(loaded.prepared)
+        else:  # the processor rejected the batch in the loader: redo it here, image by image if need be
+            done = captioner.caption(
+                [loaded.images[i] for i in loaded.ok], [loaded.batch.items[i].wording for i in loaded.ok]
+            )
+        for i, c in zip(loaded.ok, done, strict=True):
+            caps[i] = c
+    return [c for c in caps if c is not None]
+
+
+def _caption_shards(
+    captioner: Captioner,
+    todo: list[Shard],
+    tasks: list[tuple[str, Prompt]],
+    paths: dict[str, dict[str, Path]],
+    out: Path,
+    fps: dict[int, str],
+    settings: dict[str, Any],
+    runlog: RunLog,
+    result: CaptionResult,
+    batch_size: int,
+    decode_workers: int,
+    progress: Any,
+    task: Any,
+) -> None:
+    by_index = {s.index: s for s in todo}
+    prompt_sha = {(p["modality"], p["id"]): p["sha256"] for p in settings["prompts"]}
+    decoding = captioner.decoding_json()
+    current: int | None = None
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal rows, started
+        if current is None:
+            return
+        shard = by_index[current]
+        n = write_shard(shard, out, rows, fps[current])
+        failed = sum(r["error"] is not None for r in rows)
+        trunc = sum(bool(r["truncated"]) for r in rows)
+        result.computed.append(shard.name)
+        result.rows += n
+        result.failed += failed
+        result.truncated += trunc
+        secs = time.perf_counter() - started
+        runlog(
+            {
+                "event": "shard",
+                "shard": shard.name,
+                "pairs": len(shard.pair_ids),
+                "rows": n,
+                "failed": failed,
+                "truncated": trunc,
+                "seconds": round(secs, 3),
+                "pairs_per_s": round(len(shard.pair_ids) / secs, 3) if secs > 0 else None,
+            }
+        )
+        rows, started = [], time.perf_counter()
+
+    batches = _batches(todo, tasks, paths, captioner.mode, batch_size)
+    with Prefetcher(batches, captioner.prepare, depth=2, decode_workers=decode_workers) as loader:
+        for loaded in loader:
+            if loaded.batch.shard != current:
+                flush()
+                current = loaded.batch.shard
+            for item, cap in zip(loaded.batch.items, _captions_for(captioner, loaded), strict=True):
+                rows.append(
+                    {
+                        "pair_id": item.pair_id,
+                        "source": f"{item.modality}:{item.prompt_id}:{captioner.name}",
+                        "modality": item.modality,
+                        "caption": cap.caption,
+                        "model": captioner.name,
+                        "model_revision": captioner.revision,
+                        "prompt_id": item.prompt_id,
+                        "prompt_sha256": prompt_sha[(item.modality, item.prompt_id)],
+                        "decoding": decoding,
+                        "n_tokens": cap.n_tokens,
+                        "truncated": cap.truncated,
+                        "error": cap.error,
+                    }
+                )
+            if progress is not None:
+                progress.advance(task, len(loaded.batch.items))
+        flush()
+
+
+def _write_summary(out: Path, plan: list[Shard], fps_all: dict[int, str], settings: dict[str, Any]) -> None:
+    """`caption.json`, once every shard of the plan is done (any process may have made it)."""
+    if not all(is_done(s, out, fps_all[s.index]) for s in plan):
+        return
+    rows = failed = truncated = 0
+    for s in plan:
+        t = pq.read_table(s.parquet(out), columns=["error", "truncated"])
+        rows += t.num_rows
+        failed += t.num_rows - t.column("error").null_count
+        truncated += sum(bool(x) for x in t.column("truncated").to_pylist())
+    atomic_write_json(
+        out / SUMMARY_NAME,
+        {
+            **settings,
+            "shards": [s.name for s in plan],
+            "pairs": sum(len(s.pair_ids) for s in plan),
+            "rows": rows,
+            "failed": failed,
+            "truncated": truncated,
+        },
+    )

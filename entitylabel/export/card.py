@@ -1,0 +1,294 @@
+"""The dataset card (README.md): the YAML header the hub reads, and how the annotations were made.
+
+Rendered only from the configs' export.json files (plus configs another tool put in an existing card's
+header, kept as they are), with stable ordering and no dates, so the same folder gives the same card.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .features import COLUMNS
+from .layout import DATA
+from .sources import source_for
+from .splits import SplitMethod, ordered_splits
+
+PRETTY_NAME = "Entity-labelled infrared/visible image pairs"
+TASK_CATEGORIES = ["image-to-image", "image-classification", "image-to-text"]
+TASK_IDS = ["multi-label-image-classification"]
+TAGS = ["infrared", "thermal", "visible", "image-fusion", "multimodal", "entity-labels", "pseudo-labels", "entitylabel"]
+PLACEHOLDER_REPO = "ORG/NAME"
+
+
+def size_category(n: int) -> str:
+    """The hub's size_categories bucket for `n` examples."""
+    bounds = [
+        (10**3, "n<1K"),
+        (10**4, "1K<n<10K"),
+        (10**5, "10K<n<100K"),
+        (10**6, "100K<n<1M"),
+        (10**7, "1M<n<10M"),
+        (10**8, "10M<n<100M"),
+        (10**9, "100M<n<1B"),
+    ]
+    return next((label for bound, label in bounds if n < bound), "n>1T")
+
+
+def _existing_header(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.is_file():
+        return {}
+    from huggingface_hub import DatasetCard
+
+    try:
+        return DatasetCard.load(path).data.to_dict()
+    except Exception:  # a hand-broken card: regenerate from our own configs only
+        return {}
+
+
+def _header(infos: dict[str, dict], existing: dict[str, Any]) -> dict[str, Any]:
+    from datasets import Features
+
+    from .features import yaml_features
+
+    configs = {c.get("config_name"): c for c in existing.get("configs") or [] if isinstance(c, dict)}
+    old_info = existing.get("dataset_info") or []
+    old_info = [old_info] if isinstance(old_info, dict) else old_info
+    dataset_info = {d.get("config_name", "default"): d for d in old_info if isinstance(d, dict)}
+    for name, info in infos.items():
+        configs[name] = {
+            "config_name": name,
+            "data_files": [{"split": s, "path": f"{DATA}/{name}/{s}-*"} for s in info["splits"]],
+        }
+        dataset_info[name] = {
+            "config_name": name,
+            "features": yaml_features(Features._from_yaml_list(info["features"])),
+            "splits": [
+                {"name": s, "num_bytes": v["num_bytes"], "num_examples": v["num_examples"]}
+                for s, v in info["splits"].items()
+            ],
+            "download_size": info["download_size"],
+            "dataset_size": sum(v["num_bytes"] for v in info["splits"].values()),
+        }
+    n = sum(v["num_examples"] for info in infos.values() for v in info["splits"].values())
+    return {
+        "pretty_name": PRETTY_NAME,
+        "license": "other",
+        "license_name": "source-dataset-terms",
+        "annotations_creators": ["machine-generated"],
+        "language_creators": ["machine-generated"],
+        "language": ["en"],
+        "task_categories": TASK_CATEGORIES,
+        "task_ids": TASK_IDS,
+        "tags": TAGS,
+        "size_categories": [size_category(n)],
+        "configs": [configs[k] for k in sorted(configs, key=str)],
+        "dataset_info": [dataset_info[k] for k in sorted(dataset_info, key=str)],
+    }
+
+
+def _code(obj: Any) -> str:
+    return (
+        "```json\n"
+        + json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).replace("```", "`\u200b``")
+        + "\n```"
+    )
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _prompt_text(prompt_id: str | None, sha: str | None) -> str | None:
+    """The wording of a built-in prompt, when it is exactly what the captions record (same sha256)."""
+    if not prompt_id or not sha:
+        return None
+    try:
+        from ..caption.prompts import builtin_prompts
+
+        prompt = builtin_prompts().get(prompt_id)
+    except Exception:  # the caption stage is optional here; no prompt text then
+        return None
+    for mode in ("chat", "prefix"):
+        if prompt is not None and prompt.sha256(mode) == sha:
+            return prompt.wording(mode)
+    return None
+
+
+def _captions_section(info: dict[str, Any]) -> list[str]:
+    caps = info.get("captions") or {}
+    if not caps:
+        return ["- Captions: none were exported with this config (`caption_ir` / `caption_vis` are null)."]
+    lines = []
+    for g in caps.get("vlm", []):
+        lines.append(
+            f"- Captions ({g['modality']}): VLM `{g['model']}` at revision `{g['model_revision']}`, prompt "
+            f"`{g['prompt_id']}` (sha256 `{g['prompt_sha256']}`), decoding `{g['decoding']}`: {g['rows']} "
+            f"caption(s), {g['errors']} error(s), {g['truncated']} stopped at the token limit."
+        )
+        text = _prompt_text(g["prompt_id"], g["prompt_sha256"])
+        if text:
+            lines.append(f'  Prompt text: "{_cell(text)}"')
+    for source, count in (caps.get("external") or {}).items():
+        lines.append(f"- Captions imported from `{source}`: {count} row(s).")
+    chosen = f"prompt `{caps['primary_prompt']}` first, then " if caps.get("primary_prompt") else ""
+    lines.append(
+        f"- `caption_ir` / `caption_vis` hold one caption per modality: the first successful caption by "
+        f"{chosen}VLM before imported captions, then prompt id and source. Every caption is in "
+        f"`tables/{info['config']}/captions.parquet`."
+    )
+    return lines
+
+
+def _entities_section(info: dict[str, Any]) -> list[str]:
+    ents = info.get("entities") or {}
+    if not ents:
+        return ["- Entities: none were exported with this config (`entities` is empty)."]
+    space = ents.get("label_space") or {}
+    lines = []
+    vocab = ", ".join(f"{k} `{v}`" for k, v in sorted(space.items()) if not isinstance(v, dict | list))
+    if vocab:
+        lines.append(f"- Label space / vocabulary: {vocab}.")
+    lines.append(f"- Label space: {len(info['label_space'])} names (`tables/{info['config']}/label_space.json`).")
+    extract = ents.get("extract") or {}
+    settings = dict(extract.get("settings") or {})
+    denoise = extract.get("denoise")
+    if isinstance(denoise, dict):  # method and iterations; per-source reliabilities stay in export.json
+        settings["denoise"] = {k: v for k, v in denoise.items() if k != "sources"}
+    if settings:
+        lines += [
+            "- Extraction settings (spaCy pipeline, matching and denoising), from the extract stage:",
+            "",
+            _code(settings),
+        ]
+    return lines
+
+
+def _frequency_table(info: dict[str, Any]) -> list[str]:
+    splits = list(info["splits"])
+    names = info["label_space"]
+    if not names:
+        return ["No entity labels in this config."]
+    totals = {n: sum(info["splits"][s]["label_counts"].get(n, 0) for s in splits) for n in names}
+    rows = ["| entity | " + " | ".join(splits) + " | total |", "|---|" + "---:|" * (len(splits) + 1)]
+    for n in sorted(names, key=lambda n: (-totals[n], n)):
+        counts = " | ".join(str(info["splits"][s]["label_counts"].get(n, 0)) for s in splits)
+        rows.append(f"| {_cell(n)} | {counts} | {totals[n]} |")
+    pairs = " | ".join(str(info["splits"][s]["num_examples"]) for s in splits)
+    unl = " | ".join(str(info["splits"][s].get("unlabelled", 0)) for s in splits)
+    rows.append(f"| *(pairs)* | {pairs} | {sum(v['num_examples'] for v in info['splits'].values())} |")
+    rows.append(
+        f"| *(pairs without any label)* | {unl} | {sum(v.get('unlabelled', 0) for v in info['splits'].values())} |"
+    )
+    return rows
+
+
+def _body(infos: dict[str, dict], repo_id: str | None) -> str:
+    # an earlier export's --repo-id is kept when this one gives none
+    known = [infos[c].get("repo_id") for c in sorted(infos) if infos[c].get("repo_id")]
+    repo = repo_id or (known[0] if known else PLACEHOLDER_REPO)
+    first = next(iter(sorted(infos)), "default")
+    split = next(iter(infos[first]["splits"]), "train") if infos else "train"
+    out = [
+        f"# {PRETTY_NAME}",
+        "",
+        "Infrared/visible image pairs with machine-generated captions and entity labels, made with "
+        "`entitylabel`. One config per source dataset; images are embedded in the Parquet files, so the "
+        "repository is self-contained.",
+        "",
+        "| config | source datasets | pairs per split | label space | entitylabel |",
+        "|---|---|---|---:|---|",
+    ]
+    for name in sorted(infos):
+        info = infos[name]
+        splits = ", ".join(f"{s}: {v['num_examples']}" for s, v in info["splits"].items())
+        out.append(
+            f"| `{name}` | {', '.join(info['datasets'])} | {splits} | {len(info['label_space'])} | "
+            f"{info['entitylabel_version']} |"
+        )
+    out += [
+        "",
+        "## Loading",
+        "",
+        "Needs `datasets` >= 4 (the `entities` column is a `List(ClassLabel)`).",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'ds = load_dataset("{repo}", "{first}")  # or a local folder holding this README',
+        f'row = ds["{split}"][0]',
+        'row["ir"], row["vis"]  # PIL images',
+        f'names = ds["{split}"].features["entities"].feature.names',
+        'print([names[i] for i in row["entities"]], row["confidences"], row["caption_vis"])',
+        "```",
+        "",
+        f'With the package: `import entitylabel; ds = entitylabel.load("{repo}", "{first}")`. Without images: '
+        f'`pandas.read_parquet("hf://datasets/{repo}/tables/{first}/labels.parquet")`.',
+        "",
+        "## Columns",
+        "",
+        "| column | content |",
+        "|---|---|",
+        *[f"| `{k}` | {v} |" for k, v in COLUMNS.items()],
+        "",
+        "Plain tables without images, per config, under `tables/<config>/`: `pairs.parquet` (pair manifest; "
+        "`split` is the split the pair is in here), `captions.parquet` (every caption with model, revision, "
+        "prompt hash, decoding), `entities.parquet` (per-entity support, confidence, source captions and "
+        "mentions), `labels.parquet` (pair_id, split, entity names), `label_space.json`, `export.json` "
+        "(everything this card says about the config).",
+        "",
+        "## Splits",
+        "",
+    ]
+    for name in sorted(infos):
+        method = SplitMethod(**infos[name]["split_method"])
+        out.append(f"- `{name}`: {method.describe()}.")
+    out += ["", "## How the annotations were made", ""]
+    for name in sorted(infos):
+        info = infos[name]
+        out += [
+            f"### `{name}`",
+            "",
+            *_captions_section(info),
+            *_entities_section(info),
+            f"- Exported with entitylabel {info['entitylabel_version']}.",
+            "",
+        ]
+    out += ["## Label frequencies", "", "Pairs carrying each entity, per split.", ""]
+    for name in sorted(infos):
+        out += [f"### `{name}`", "", *_frequency_table(infos[name]), ""]
+    out += [
+        "## Licence and credits",
+        "",
+        "The annotations (captions, entity labels) are machine-generated. The images keep the terms of "
+        "their source datasets; cite them when you use this data.",
+        "",
+    ]
+    seen: set[str] = set()
+    for name in sorted(infos):
+        for ds in [*infos[name]["datasets"], name]:
+            src = source_for(ds)
+            key = src.name if src else ds
+            if key in seen or (src is None and ds == name and infos[name]["datasets"]):
+                continue
+            seen.add(key)
+            if src is None:
+                out.append(f"- **{_cell(ds)}**: user-supplied dataset; add its source, licence and citation here.")
+            else:
+                note = f" {src.note}" if src.note else ""
+                out.append(f"- **{src.name}** ({src.url}): licence: {src.licence}. Cite: {src.citation}{note}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_card(infos: dict[str, dict], *, repo_id: str | None = None, existing: Path | None = None) -> str:
+    """README.md text for a folder holding `infos` (config -> export.json), merged with `existing`'s header."""
+    # export.json stores splits with sorted keys; show them as train, validation, test, others
+    infos = {
+        k: {**v, "splits": {s: v["splits"][s] for s in ordered_splits(list(v["splits"]))}} for k, v in infos.items()
+    }
+    header = _header(infos, _existing_header(existing))
+    yaml_text = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
+    return f"---\n{yaml_text}---\n\n{_body(infos, repo_id)}"

@@ -1,0 +1,117 @@
+"""Every hyper-parameter of the fusion model and its trainer, in one dataclass stored in each checkpoint.
+
+The checkpoint's `config.json` is `FusionConfig.to_dict()`: the label space, the model shape, the loss
+weights and the training schedule, plus `format_version`. A checkpoint written by a newer entitylabel
+(higher format version) is refused instead of being misread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import EntityLabelError
+
+FORMAT_VERSION = 1
+"""Bumped whenever the checkpoint layout or the meaning of a stored field changes."""
+
+
+@dataclass
+class FusionConfig:
+    # label space (entity names, in the dataset's ClassLabel order); empty = fusion only
+    labels: list[str] = field(default_factory=list)
+    text_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    text_dim: int = 384  # width of the stored entity embedding table
+    entity_template: str = "{name}"  # text embedded for each label name
+
+    # model shape
+    width: int = 16  # channels of the full-resolution encoder / decoder features
+    dim: int = 48  # channels of the 1/4-resolution tokens
+    heads: int = 4
+    kv_grid: int = 16  # keys/values of the inter-visual attention are pooled to kv_grid x kv_grid
+    n_inter: int = 1  # inter-visual cross-attention blocks
+    mlp_ratio: int = 2
+    residual_scale: float = 1.0  # fused Y = max(IR, VIS-Y) + residual_scale * decoder output
+    cls_threshold: float = 0.5  # predicted entity set = sigmoid(logit) >= threshold (fuse time)
+
+    # losses (all on 0..1 images)
+    w_intensity: float = 1.0  # L1(F, max(IR, VIS))
+    w_gradient: float = 10.0  # L1(|Sobel F|, max(|Sobel IR|, |Sobel VIS|))
+    w_ssim: float = 1.0  # (1 - SSIM(F, IR)) + (1 - SSIM(F, VIS)), halved
+    lambda_cls: float = 0.1  # BCE on the entity labels (0 switches the entity task off)
+
+    # training
+    patch_size: int = 96
+    batch_size: int = 8
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio at the end of the budget
+    warmup_steps: int = 50
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    hflip: bool = True
+    vflip: bool = True
+    seed: int = 0
+    checkpoint_minutes: float = 2.0  # periodic checkpoint interval (wall clock)
+    checkpoint_steps: int = 1000  # ... or this many steps, whichever comes first
+    log_steps: int = 10  # loss history resolution
+
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are padded to a multiple of this (two stride-2 stages)."""
+        return 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> FusionConfig:
+        """Build from a stored dict; refuse newer formats, ignore nothing silently."""
+        version = int(data.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise EntityLabelError(
+                f"checkpoint format version {version} is newer than this entitylabel supports ({FORMAT_VERSION})",
+                path=source,
+                hint="upgrade entitylabel to read it",
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise EntityLabelError(f"unknown fusion config keys {unknown}", path=source)
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> FusionConfig:
+        """A copy with `changes`; unknown names are a user error (they come from --set KEY=VALUE)."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        bad = [k for k in changes if k not in known or k == "format_version"]
+        if bad:
+            raise EntityLabelError(f"unknown hyper-parameter {bad[0]!r}", hint=f"choose from {', '.join(known)}")
+        return dataclasses.replace(self, **changes)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`["lr=1e-3", "hflip=false"]` -> typed values, using the field types of `FusionConfig`."""
+    types = {f.name: f.type for f in dataclasses.fields(FusionConfig)}
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in types or key in ("labels", "format_version"):
+            raise EntityLabelError(f"bad --set {item!r}", hint=f"use KEY=VALUE with KEY one of {', '.join(types)}")
+        kind = str(types[key])
+        try:
+            if kind == "bool":
+                if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(raw)
+                out[key] = raw.lower() in ("1", "true", "yes")
+            elif kind == "int":
+                out[key] = int(raw)
+            elif kind == "float":
+                out[key] = float(raw)
+            else:
+                out[key] = raw
+        except ValueError:
+            raise EntityLabelError(f"bad value for {key}: {raw!r} (expected {kind})") from None
+    return out

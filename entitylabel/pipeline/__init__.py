@@ -1,0 +1,1 @@
+"""Staged pipelines: `pipelines/*.yaml` configs (config.py) and `entitylabel run` (runner.py)."""

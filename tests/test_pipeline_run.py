@@ -1,0 +1,158 @@
+"""`entitylabel run` on a tiny synthetic dataset with external captions: skipping, reruns, failures, demo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from entitylabel.cli import main
+from entitylabel.errors import EntityLabelError
+from entitylabel.pipeline.runner import StageFailed, hash_tree, manifest_path, run_pipeline
+from entitylabel.sample import make_sample
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _setup(tmp_path: Path, n: int = 6) -> Path:
+    data = make_sample(tmp_path / "data", n=n, size=(96, 72))
+    shutil.copy(REPO / "vocab" / "ivif.yaml", tmp_path / "vocab.yaml")
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(f"""\
+name: toy
+out: run
+data: {{root: data, layout: tno, dataset: toy}}
+caption:
+  use: external
+  external: {data / "captions.jsonl"}
+  external_name: fixture
+extract: {{vocab: vocab.yaml, min_pairs: 1}}
+export: {{test_fraction: 0.34}}
+report: {{page_size: 4, thumb_size: 48}}
+""")
+    return cfg
+
+
+def _statuses(result) -> dict[str, str]:
+    return {s.stage: s.status for s in result.stages}
+
+
+def _snapshot(run: Path) -> dict[str, str]:
+    keep = ("pairs.parquet", "captions", "entities", "export", "report.html")
+    return {k: hash_tree(run / k) for k in keep}
+
+
+def test_run_rerun_and_vocabulary_change(tmp_path):
+    cfg = _setup(tmp_path)
+    run = tmp_path / "run"
+    first = run_pipeline(cfg)
+    assert first.ran == ["discover", "caption", "extract", "export", "report"]
+    assert first.report == (run / "report.html").resolve() and first.export == run / "export"
+    for stage in ("discover", "caption", "extract", "export", "report"):
+        m = json.loads(manifest_path(run, stage).read_text())
+        assert m["stage"] == stage and m["entitylabel_version"] and m["inputs"] and m["outputs"]
+        assert all(v for v in m["outputs"].values())
+    notice = json.loads(manifest_path(run, "caption").read_text())["notice"]
+    assert "external file captions.jsonl (external:fixture), not from a VLM" in notice
+    assert "not from a VLM" in (run / "report.html").read_text()
+
+    import entitylabel
+
+    ds = entitylabel.load(run / "export", "toy")
+    assert sum(len(s) for s in ds.values()) == 6
+    before = _snapshot(run)
+    mtimes = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "log" not in p.name}
+
+    again = run_pipeline(cfg)  # nothing changed: nothing runs, nothing is rewritten
+    assert again.ran == []
+    assert set(_statuses(again).values()) == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+    vocab = tmp_path / "vocab.yaml"
+    vocab.write_text(vocab.read_text().replace('version: "1.0"', 'version: "1.1"'))
+    changed = run_pipeline(cfg)
+    assert changed.ran == ["extract", "export", "report"]
+    after = _snapshot(run)
+    assert after["pairs.parquet"] == before["pairs.parquet"] and after["captions"] == before["captions"]
+    assert after["entities"] != before["entities"]
+    assert json.loads((run / "entities" / "label_space.json").read_text())["vocab_version"] == "1.1"
+
+
+def test_failing_stage_keeps_earlier_outputs(tmp_path):
+    cfg = _setup(tmp_path)
+    run = tmp_path / "run"
+    run_pipeline(cfg)
+    before = _snapshot(run)
+    vocab = tmp_path / "vocab.yaml"
+    good = vocab.read_text()
+    vocab.write_text("entities: [oops\n")
+    with pytest.raises(StageFailed) as e:
+        run_pipeline(cfg)
+    msg = str(e.value)
+    assert msg.startswith("stage extract failed:") and "vocab.yaml" in msg and "discover, caption are kept" in msg
+    assert _snapshot(run) == before  # extract builds in a temporary folder; nothing earlier was touched
+    assert not manifest_path(run, "extract").exists()  # so the next run redoes it
+    assert manifest_path(run, "caption").exists()
+    vocab.write_text(good)
+    fixed = run_pipeline(cfg)
+    assert fixed.ran == ["extract"]  # same vocabulary as before: same entities, export and report stay
+
+
+def test_from_until_force_and_missing_outputs(tmp_path):
+    cfg = _setup(tmp_path, n=4)
+    run = tmp_path / "run"
+    part = run_pipeline(cfg, until_stage="caption")
+    assert _statuses(part) == {"discover": "ran", "caption": "ran", "extract": "not run", "export": "not run",
+                               "report": "not run"}
+    assert not (run / "entities").exists()
+    rest = run_pipeline(cfg, from_stage="extract")
+    assert rest.ran == ["extract", "export", "report"]
+    forced = run_pipeline(cfg, force=["caption"])
+    assert forced.ran == ["caption"]  # same captions again: nothing downstream changes
+    (run / "report.html").unlink()
+    assert run_pipeline(cfg).ran == ["report"]
+    with pytest.raises(EntityLabelError, match="--from export comes after --until caption"):
+        run_pipeline(cfg, from_stage="export", until_stage="caption")
+    with pytest.raises(EntityLabelError, match="'fuse' is not a stage"):
+        run_pipeline(cfg, force=["fuse"])
+    shutil.rmtree(run / "captions")
+    with pytest.raises(EntityLabelError, match="--from extract: captions is missing"):
+        run_pipeline(cfg, from_stage="extract")
+
+
+def test_stage_option_that_the_stage_does_not_take(tmp_path):
+    cfg = _setup(tmp_path, n=2)
+    cfg.write_text(cfg.read_text().replace("extract: {vocab: vocab.yaml, min_pairs: 1}",
+                                           "extract: {vocab: vocab.yaml, options: {min_bananas: 3}}"))
+    with pytest.raises(StageFailed, match=r"stage extract failed: extract.options.min_bananas: not a setting"):
+        run_pipeline(cfg)
+
+
+def test_caption_source_switch_replaces_old_captions(tmp_path):
+    cfg = _setup(tmp_path, n=3)
+    run = tmp_path / "run"
+    run_pipeline(cfg, until_stage="caption")
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"image": f"{i:04d}.png", "modality": "vis", "caption": "a dog"}) + "\n"
+                             for i in range(1, 4)))
+    res = run_pipeline(cfg, external=other, until_stage="extract")
+    assert res.ran == ["caption", "extract"]
+    names = sorted(p.name for p in (run / "captions").glob("shard-*.parquet"))
+    assert names == ["shard-external-other-00000.parquet"]  # no stale fixture shards mixed in
+
+
+def test_demo_offline_uses_labelled_sample_captions(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    main(["run", str(REPO / "pipelines" / "demo.yaml"), "--out", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    page = (tmp_path / "demo" / "report.html").resolve()
+    assert out.replace("\n", "").rstrip().endswith(str(page))  # the demo ends with the review page's path
+    assert "NOT from a VLM" in out.replace("\n", " ")
+    html = page.read_text()
+    assert "Captions are NOT from a VLM" in html and "external:synthetic-sample" in html
+    caps = list((tmp_path / "demo" / "captions").glob("shard-*.parquet"))
+    import pandas as pd
+
+    assert set(pd.concat(pd.read_parquet(c) for c in caps)["source"]) == {"external:synthetic-sample"}

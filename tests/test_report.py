@@ -1,0 +1,138 @@
+"""The review page without a browser: escaping, data, highlighting, missing stages, CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+from report_run import EVIL, make_run
+
+from entitylabel.cli import main
+from entitylabel.errors import EntityLabelError
+from entitylabel.io import write_parquet
+from entitylabel.report import build_report
+from entitylabel.report.highlight import PhraseIndex, segments_from_search, segments_from_spans
+from entitylabel.report.html import json_for_html
+
+
+def _data(page: str, block: str = "report-data") -> dict:
+    m = re.search(rf'<script type="application/json" id="{block}">(.*?)</script>', page, re.S)
+    assert m, block
+    return json.loads(m.group(1))
+
+
+def test_captions_never_reach_the_page_as_markup(tmp_path):
+    run = make_run(tmp_path, n=4)
+    page = build_report(run).read_text(encoding="utf-8")
+    # Exactly the page's own three script elements; the caption's tags exist only \u003c-escaped.
+    assert len(re.findall(r"<script\b", page, re.I)) == 3
+    assert "__pwned" in page
+    assert "<script>window" not in page and "<img src=x" not in page and "<b>bold" not in page
+    assert "\\u003cscript\\u003ewindow.__pwned" in page
+    assert page.count("</script>") == 3
+    # ...and the JSON still decodes to the exact caption text.
+    data = _data(page)
+    texts = ["".join(s[0] for s in c["seg"]) for p in data["pairs"] for c in p["caps"]]
+    assert EVIL in texts
+    # No network: a CSP that allows only the page's own inline script/style and data: images.
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert "default-src 'none'" in csp and "img-src data:" in csp and "unsafe-inline" not in csp
+    assert not re.search(r"(src|href)=\"https?:", page)
+
+
+def test_json_for_html_escapes_what_could_end_the_element():
+    text = json_for_html({"a": "</script><!-- & \u2028"})
+    assert not set("<>&\u2028") & set(text)
+    assert json.loads(text) == {"a": "</script><!-- & \u2028"}
+
+
+def test_payload_chips_chart_rejected(tmp_path):
+    run = make_run(tmp_path, n=8)
+    page = build_report(run, out=tmp_path / "r.html", page_size=3, title="Toy <run>").read_text()
+    assert "<title>Toy &lt;run&gt;</title>" in page
+    data = _data(page)
+    assert data["pageSize"] == 3
+    assert [p["id"] for p in data["pairs"]] == [f"toy-{i:04d}" for i in range(8)]
+    assert data["labels"] == ["person", "car", "tree"]  # the label space's order
+    assert data["labelCounts"] == {"person": 4, "car": 4, "tree": 6}
+    assert data["splits"] == ["test", "train"]
+    p1 = data["pairs"][1]
+    assert [c[0] for c in p1["ents"]] == ["car", "tree", "dog"]  # labels by confidence, then candidates
+    assert [c[2] for c in p1["ents"]] == [1, 1, 0]
+    assert p1["ents"][0][1] == pytest.approx(0.9)
+    assert [r["phrase"] for r in data["rejected"]] == ["dog", "lamp post", "<b>bold</b>"]
+    assert data["rejected"][0]["kind"] == "neg" and data["rejected"][1]["kind"] == "hedge"
+    thumbs = _data(page, "report-thumbs")
+    assert set(thumbs) == {p["id"] for p in data["pairs"]}
+    assert all(t[0] and t[1] for t in thumbs.values())
+
+
+def test_phrase_search_highlighting():
+    accepted = PhraseIndex([("car", "ok", "car"), ("a tree", "ok", "tree")])
+    rejected = PhraseIndex([("dog", "neg", "negated"), ("lamp post", "hedge", "hedged"), ("car park", "rej", "x")])
+    text = "A Car, A  tree and no DOG near a lamp-post or lamp post; car park."
+    segs = segments_from_search(text, accepted, rejected)
+    marked = [(s[0], s[1]) for s in segs if len(s) > 1]
+    assert marked == [("Car", "ok"), ("A  tree", "ok"), ("DOG", "neg"), ("lamp post", "hedge"), ("car park", "rej")]
+    assert "".join(s[0] for s in segs) == text
+    assert segments_from_search("scar cars", accepted, rejected) == [["scar cars"]]  # whole words only
+
+
+def test_exact_spans_win_over_phrase_search(tmp_path):
+    run = make_run(tmp_path, n=2)
+    cap = "Thermal view: a warm person; there is no dog."
+    write_parquet(pd.DataFrame([
+        dict(pair_id="toy-0000", source="ir:default:tiny", start=21, end=27, text="person", entity="person",
+             status="accepted"),
+        dict(pair_id="toy-0000", source="ir:default:tiny", start=5, end=9, text="WRONG", entity="x", status="accepted"),
+        dict(pair_id="toy-0000", source="ir:default:tiny", start=8, end=12, text="view", entity="", status="meta"),
+    ]), run / "entities" / "mentions.parquet")
+    data = _data(build_report(run).read_text())
+    ir = next(c for c in data["pairs"][0]["caps"] if c["mod"] == "ir")
+    assert "".join(s[0] for s in ir["seg"]) == cap
+    assert [s for s in ir["seg"] if len(s) > 1] == [["view", "rej", "meta"], ["person", "ok", "person"]]
+    assert data["summary"]["spans"] == "exact"
+    assert segments_from_spans("abc", [dict(start=2, end=9, text=None, entity="", status="x")]) == [["abc"]]
+
+
+def test_run_with_only_pairs_and_missing_images(tmp_path):
+    run = make_run(tmp_path, n=3)
+    for sub in ("captions", "entities"):
+        for f in (run / sub).iterdir():
+            f.unlink()
+        (run / sub).rmdir()
+    (tmp_path / "data" / "vi" / "0001.png").unlink()
+    (tmp_path / "data" / "ir" / "0002.png").write_bytes(b"not a png")
+    page = build_report(run).read_text()
+    data, thumbs = _data(page), _data(page, "report-thumbs")
+    assert len(data["pairs"]) == 3 and data["labels"] == [] and data["rejected"] == []
+    assert thumbs["toy-0001"][1] is None and thumbs["toy-0002"][0] is None and thumbs["toy-0000"][0]
+
+
+def test_fused_images_by_pair_id_or_stem(tmp_path):
+    from PIL import Image
+
+    run = make_run(tmp_path, n=3)
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    Image.new("L", (32, 24), 128).save(fused / "toy-0000.png")
+    Image.new("L", (32, 24), 128).save(fused / "0001.png")
+    page = build_report(run, fused_dir=fused).read_text()
+    thumbs = _data(page, "report-thumbs")
+    assert thumbs["toy-0000"][2] and thumbs["toy-0001"][2] and thumbs["toy-0002"][2] is None
+    assert _data(page)["fused"]
+    with pytest.raises(EntityLabelError, match="fused image folder not found"):
+        build_report(run, fused_dir=tmp_path / "nope")
+
+
+def test_report_cli(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    main(["report", str(run), "--out", str(tmp_path / "x" / "page.html")])
+    assert (tmp_path / "x" / "page.html").is_file()
+    assert str(tmp_path / "x" / "page.html") in capsys.readouterr().out.replace("\n", "")
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(tmp_path / "missing")])
+    assert e.value.code == 2
+    assert "run folder not found" in capsys.readouterr().err
