@@ -40,9 +40,13 @@ def captioner(request: pytest.FixtureRequest, tiny_vlm_root: Path) -> Captioner:
 
 def _wordings(c: Captioner, n: int) -> list[str]:
     """Two prompts of different lengths, interleaved, so a batch needs padding."""
-    short, long = ("a photo of", "a thermal infrared image of") if c.mode == "prefix" else (
-        "Describe it.",
-        "This is a thermal image: brightness shows heat. Name every warm object.",
+    short, long = (
+        ("a photo of", "a thermal infrared image of")
+        if c.mode == "prefix"
+        else (
+            "Describe it.",
+            "This is a thermal image: brightness shows heat. Name every warm object.",
+        )
     )
     return [short if i % 2 else long for i in range(n)]
 

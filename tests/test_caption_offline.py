@@ -65,7 +65,9 @@ def test_remote_code_needs_the_flag(manifest: Path, tmp_path: Path) -> None:
     model = tmp_path / "custom-vlm"
     model.mkdir()
     (model / "config.json").write_text(
-        json.dumps({"model_type": "entitylabel-custom", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}})
+        json.dumps(
+            {"model_type": "entitylabel-custom", "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"}}
+        )
     )
     (model / "configuration_custom.py").write_text("raise SystemExit('remote code ran')\n")
     proc = cli("caption", str(manifest), "--model", str(model), "--out", str(tmp_path / "c"))

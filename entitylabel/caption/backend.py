@@ -331,12 +331,13 @@ def load_captioner(
 
 
 def _load(source: ModelSource, revision: str | None, dtype: torch.dtype, trust_remote_code: bool) -> tuple[Any, Any]:
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     kw = {"revision": revision, "local_files_only": source.local_files_only, "trust_remote_code": trust_remote_code}
     try:
+        config = AutoConfig.from_pretrained(source.ref, **kw)  # first: it says clearly when code must run
         processor = AutoProcessor.from_pretrained(source.ref, **kw)
-        vlm = AutoModelForImageTextToText.from_pretrained(source.ref, dtype=dtype, **kw)
+        vlm = AutoModelForImageTextToText.from_pretrained(source.ref, config=config, dtype=dtype, **kw)
     except (OSError, ValueError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "trust_remote_code" in str(e) and not trust_remote_code:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_SOURCES_FOR_EM = 3
+N_LEVELS = 3  # observation per source and candidate: 0 silent, 1 weak (late) mention, 2 mention
+WEAK_WEIGHT = 0.4  # a weak mention's vote in the vote-fraction fallback (alone it stays under 0.5)
 _EPS = 1e-6
 
 
@@ -52,16 +54,20 @@ class DenoiseResult:
 
 
 def vote_matrix(
-    items: list[tuple[str, str]], votes: list[set[str]], pair_sources: dict[str, set[str]], sources: list[str]
+    items: list[tuple[str, str]],
+    votes: list[dict[str, int]],
+    pair_sources: dict[str, set[str]],
+    sources: list[str],
 ) -> np.ndarray:
-    """int8 matrix items x sources: 1 mentions, 0 captioned the pair but silent, -1 no caption (abstains)."""
+    """int8 matrix items x sources: 2 strong mention, 1 weak (late) mention, 0 captioned the pair but silent,
+    -1 no caption for the pair (abstains)."""
     index = {s: j for j, s in enumerate(sources)}
     y = np.full((len(items), len(sources)), -1, dtype=np.int8)
     for i, ((pair, _), voters) in enumerate(zip(items, votes, strict=True)):
         for s in pair_sources.get(pair, ()):
             y[i, index[s]] = 0
-        for s in voters:
-            y[i, index[s]] = 1
+        for s, strength in voters.items():
+            y[i, index[s]] = strength
     return y
 
 
@@ -71,70 +77,67 @@ def dawid_skene(
     *,
     max_iter: int = 200,
     tol: float = 1e-6,
-    beta: tuple[float, float] = (2.0, 2.0),
+    pseudo: float = 1.0,
     prior_strength: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Two-coin Dawid-Skene EM on a vote matrix (see module docstring).
+    """Dawid-Skene EM over observations {0 silent, 1 weak, 2 strong} per source (see module docstring).
 
-    `y`: items x sources in {1, 0, -1}; `classes`: per item an integer id of its entity (for the prior).
-    Returns (posterior per item, sensitivity per source, specificity per source, iterations).
+    `y`: items x sources in {-1, 0, 1, 2}; `classes`: per item an integer id of its entity (for the prior).
+    Returns (posterior per item, P(obs | real) per source x 3, P(obs | not real) per source x 3, iterations).
     """
     n, m = y.shape
-    obs = (y >= 0).astype(np.float64)
-    pos = (y == 1).astype(np.float64)
-    neg = obs - pos
-    n_obs = np.maximum(obs.sum(1), 1.0)
-    t = pos.sum(1) / n_obs  # soft majority vote
+    onehot = np.stack([(y == k).astype(np.float64) for k in range(N_LEVELS)], axis=2)  # n x m x 3
+    obs = onehot.sum(2)
+    strength = np.where(y > 0, y, 0).astype(np.float64) / (N_LEVELS - 1)
+    t = strength.sum(1) / np.maximum(obs.sum(1), 1.0)  # soft vote fraction
     n_cls = int(classes.max()) + 1 if n else 0
-    a0, b0 = beta
     it = 0
-    sens = np.full(m, 0.5)
-    spec = np.full(m, 0.5)
+    theta_t = np.full((m, N_LEVELS), 1.0 / N_LEVELS)
+    theta_f = np.full((m, N_LEVELS), 1.0 / N_LEVELS)
     for it in range(1, max_iter + 1):
-        # M-step
-        sens = (t @ pos + a0 - 1) / (t @ obs + a0 + b0 - 2)
-        spec = ((1 - t) @ neg + a0 - 1) / ((1 - t) @ obs + a0 + b0 - 2)
-        sens = np.clip(sens, _EPS, 1 - _EPS)
-        spec = np.clip(spec, _EPS, 1 - _EPS)
+        # M-step: posterior-weighted observation rates, Dirichlet(1+pseudo) smoothed
+        theta_t = np.einsum("i,isk->sk", t, onehot) + pseudo
+        theta_f = np.einsum("i,isk->sk", 1 - t, onehot) + pseudo
+        theta_t /= theta_t.sum(1, keepdims=True)
+        theta_f /= theta_f.sum(1, keepdims=True)
         g = float(np.clip(t.mean(), _EPS, 1 - _EPS)) if n else 0.5
         cls_sum = np.bincount(classes, weights=t, minlength=n_cls)
         cls_n = np.bincount(classes, minlength=n_cls)
         prior = np.clip((cls_sum + prior_strength * g) / (cls_n + prior_strength), _EPS, 1 - _EPS)
         # E-step (log odds)
-        w_pos = np.log(sens) - np.log(1 - spec)  # a mention
-        w_neg = np.log(1 - sens) - np.log(spec)  # a silence
-        logit = np.log(prior[classes]) - np.log(1 - prior[classes]) + pos @ w_pos + neg @ w_neg
+        llr = np.log(theta_t) - np.log(theta_f)  # m x 3
+        logit = np.log(prior[classes]) - np.log(1 - prior[classes]) + np.einsum("isk,sk->i", onehot, llr)
         t_new = 1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))
         delta = float(np.max(np.abs(t_new - t))) if n else 0.0
         t = t_new
         if delta < tol:
             break
-    return t, sens, spec, it
+    return t, theta_t, theta_f, it
 
 
 def denoise(
-    items: list[tuple[str, str]], votes: list[set[str]], pair_sources: dict[str, set[str]]
+    items: list[tuple[str, str]], votes: list[dict[str, int]], pair_sources: dict[str, set[str]]
 ) -> DenoiseResult:
-    """Confidence for each candidate (pair, entity) from the sources that mention it."""
+    """Confidence for each candidate (pair, entity) from the sources that mention it (source -> strength)."""
     sources = sorted({s for ss in pair_sources.values() for s in ss})
     y = vote_matrix(items, votes, pair_sources, sources)
     obs = (y >= 0).sum(0)
     n_items = {s: int(obs[j]) for j, s in enumerate(sources)}
     if len(sources) < MIN_SOURCES_FOR_EM or not items:
-        n_obs = np.maximum((y >= 0).sum(1), 1)
-        conf = (y == 1).sum(1) / n_obs
+        weight = np.where(y == 2, 1.0, np.where(y == 1, WEAK_WEIGHT, 0.0))
+        conf = weight.sum(1) / np.maximum((y >= 0).sum(1), 1)
         nan = {s: float("nan") for s in sources}
         return DenoiseResult(conf.astype(np.float64), "vote_fraction", sources, nan, dict(nan), n_items, 0)
     names = sorted({e for _, e in items})
     cls_index = {e: k for k, e in enumerate(names)}
     classes = np.array([cls_index[e] for _, e in items], dtype=np.int64)
-    post, sens, spec, it = dawid_skene(y, classes)
+    post, theta_t, theta_f, it = dawid_skene(y, classes)
     return DenoiseResult(
         post,
         "dawid_skene",
         sources,
-        {s: float(sens[j]) for j, s in enumerate(sources)},
-        {s: float(spec[j]) for j, s in enumerate(sources)},
+        {s: float(1 - theta_t[j, 0]) for j, s in enumerate(sources)},
+        {s: float(theta_f[j, 0]) for j, s in enumerate(sources)},
         n_items,
         it,
     )

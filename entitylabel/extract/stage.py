@@ -53,14 +53,16 @@ ENTITIES_SCHEMA = pa.schema(
         ("confidence", pa.float64()),
         ("accepted", pa.bool_()),
         ("sources", pa.list_(pa.string())),
+        ("weak_sources", pa.list_(pa.string())),
         ("mentions", pa.list_(pa.string())),
     ]
 )
 LABELS_SCHEMA = pa.schema(
     [("pair_id", pa.string()), ("entities", pa.list_(pa.string())), ("n_sources", pa.int32())]
 )
-# one mention as sent back by a worker: (phrase, lemma, entity or None, drop reason or None)
-MentionTuple = tuple[str, str, "str | None", "str | None"]
+LATE_SENTENCE = 4  # mentions first made in the 5th sentence or later are weak votes (see run_extract)
+# one mention as sent back by a worker: (phrase, lemma, entity or None, drop reason or None, sentence index)
+MentionTuple = tuple[str, str, "str | None", "str | None", int]
 
 
 @dataclass
@@ -115,9 +117,11 @@ class _Parser:
                 pieces.append(piece)
                 owner.append(k)
         out: list[list[MentionTuple]] = [[] for _ in texts]
+        offset = [0] * len(texts)  # sentences seen in earlier chunks of the same caption
         for doc, k in zip(self.nlp.pipe(pieces, batch_size=self.batch_size), owner, strict=True):
             for c in self.finder.candidates(doc):
-                out[k].append((c.phrase, c.lemma, c.entity, apply_filters(c, self.filters)))
+                out[k].append((c.phrase, c.lemma, c.entity, apply_filters(c, self.filters), offset[k] + c.sentence))
+            offset[k] += sum(1 for _ in doc.sents)
         return out
 
 
@@ -177,6 +181,7 @@ def run_extract(
     min_confidence: float = 0.5,
     min_pairs: int = 1,
     keep_hedged: bool = False,
+    late_sentence: int = LATE_SENTENCE,
     n_process: int = 1,
     batch_size: int = 256,
     spacy_model: str | None = None,
@@ -204,7 +209,7 @@ def run_extract(
 
     rejects = RejectLog()
     pair_sources: dict[str, set[str]] = {}
-    votes: dict[tuple[str, str], set[str]] = {}
+    votes: dict[tuple[str, str], dict[str, int]] = {}  # (pair, entity) -> source -> 2 strong / 1 weak
     phrases: dict[tuple[str, str], set[str]] = {}
     counts = collections.Counter()
     task = progress.add_task("extract", total=None) if progress is not None else None
@@ -239,10 +244,12 @@ def run_extract(
         for row, ms in zip(rows, mentions, strict=True):
             counts["parsed"] += 1
             pair_sources.setdefault(row.pair_id, set()).add(row.source)
-            for phrase, lemma, entity, reason in ms:
+            for phrase, lemma, entity, reason, sentence in ms:
                 if reason is None:
                     key = (row.pair_id, entity)
-                    votes.setdefault(key, set()).add(row.source)
+                    strength = 1 if late_sentence and sentence >= late_sentence else 2
+                    voters = votes.setdefault(key, {})
+                    voters[row.source] = max(voters.get(row.source, 0), strength)
                     phrases.setdefault(key, set()).add(phrase)
                     counts["mentions_kept"] += 1
                 else:
@@ -289,6 +296,7 @@ def run_extract(
             "confidence": confidence,
             "accepted": accepted,
             "sources": [sorted(votes[k]) for k in items],
+            "weak_sources": [sorted(s for s, v in votes[k].items() if v == 1) for k in items],
             "mentions": [sorted(phrases[k]) for k in items],
         },
         schema=ENTITIES_SCHEMA,
@@ -312,6 +320,7 @@ def run_extract(
             "min_confidence": min_confidence,
             "min_pairs": min_pairs,
             "keep_hedged": keep_hedged,
+            "late_sentence": late_sentence,
             "spacy_model": f"{parser.nlp.meta.get('name', '?')}-{parser.nlp.meta.get('version', '?')}",
             "vocab": {"name": voc.name, "version": voc.version, "sha256": voc.sha256},
             "captions": [f.name for f in files],

@@ -170,8 +170,9 @@ def main() -> int:
 
     # per-caption entity sets from the candidates' sources
     per_caption: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for pid, ent, srcs in zip(ents.pair_id, ents.entity, ents.sources, strict=True):
-        for s in srcs:
+    # a weak (late) mention alone is not a label for a single caption (vote fraction 0.4 < 0.5)
+    for pid, ent, srcs, weak in zip(ents.pair_id, ents.entity, ents.sources, ents.weak_sources, strict=True):
+        for s in set(srcs) - set(weak):
             per_caption[(pid, s)].add(ent)
     naive = NaiveMatcher()
     naive_caption = {(r["pair_id"], r["source"]): naive(r["caption"]) for r in rows}
