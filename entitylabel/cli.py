@@ -165,8 +165,47 @@ def caption(
     result.print_summary(out)
 
 
-
 # --- extract (stage 3) and vocab ------------------------------------------------------------------
+@app.command()
+def extract(
+    captions: Annotated[
+        Path, typer.Argument(help="Caption shard folder, or a Parquet/JSONL file (pair_id, source, caption).")
+    ],
+    vocab: Annotated[str, typer.Option("--vocab", help="Vocabulary YAML, or a shipped one by name: ivif, coco80.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder; entities/ is written inside.")],
+    pairs: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--pairs", help="Pair manifest: captions of other pairs are reported, not used."),
+    ] = None,
+    min_support: Annotated[int, typer.Option(help="Sources that must mention an entity for a label.")] = 1,
+    min_confidence: Annotated[float, typer.Option(help="Denoised confidence needed for a label (0-1).")] = 0.5,
+    min_pairs: Annotated[int, typer.Option(help="Positive pairs an entity needs to stay in the label space.")] = 1,
+    keep_hedged: Annotated[
+        bool, typer.Option(help="Count hedged mentions ('appears to be a dog') as mentions.")
+    ] = False,
+    late_sentence: Annotated[
+        int, typer.Option(help="Mentions first made in this sentence (0-based) or later are weak votes; 0 = off.")
+    ] = 4,
+    n_process: Annotated[int, typer.Option(help="Worker processes for spaCy parsing.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Captions per parsing batch.")] = 256,
+    spacy_model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="spaCy pipeline name or path (default: en_core_web_sm)."),
+    ] = None,
+) -> None:
+    """Turn captions into denoised entity labels: entities/ with labels, label space and rejections."""
+    from .extract.stage import run_extract
+    from .progress import progress_bar
+
+    with progress_bar() as progress:
+        result = run_extract(
+            captions, vocab, out_dir, pairs=pairs, min_support=min_support, min_confidence=min_confidence,
+            min_pairs=min_pairs, keep_hedged=keep_hedged, late_sentence=late_sentence, n_process=n_process,
+            batch_size=batch_size, spacy_model=spacy_model, progress=progress,
+        )
+    result.print_summary(out)
+
+
 @vocab_app.command("check")
 def vocab_check(
     file: Annotated[Path, typer.Argument(help="Vocabulary YAML, or a shipped one by name: ivif, coco80.")],
@@ -364,9 +403,18 @@ def run(
     from .progress import progress_bar
 
     with progress_bar() as progress:
-        result = run_pipeline(pipeline, data=data, model=model, out=out_dir, from_stage=from_stage,
-                              until_stage=until_stage, force=force or (), external=external, progress=progress,
-                              log=lambda m: console.print(m, highlight=False))
+        result = run_pipeline(
+            pipeline,
+            data=data,
+            model=model,
+            out=out_dir,
+            from_stage=from_stage,
+            until_stage=until_stage,
+            force=force or (),
+            external=external,
+            progress=progress,
+            log=lambda m: console.print(m, highlight=False),
+        )
     result.print_summary(out)
 
 
@@ -389,8 +437,9 @@ def report(
     from .report.html import build_report, report_result
 
     with progress_bar() as progress:
-        path = build_report(run_dir, out_file, page_size=page_size, fused_dir=fused, thumb_size=thumb_size,
-                            progress=progress)
+        path = build_report(
+            run_dir, out_file, page_size=page_size, fused_dir=fused, thumb_size=thumb_size, progress=progress
+        )
     report_result(path).print_summary(out)
 
 

@@ -31,41 +31,96 @@ def make_run(dest: Path, n: int = 12, *, evil_pair: int = 1, size: tuple[int, in
         Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8), "RGB").save(
             data / "vi" / f"{stem}.png"
         )
-        pairs.append(dict(pair_id=pid, dataset="toy", split=split, ir_path=f"ir/{stem}.png", vis_path=f"vi/{stem}.png",
-                          width=size[0], height=size[1], ir_mode="L", vis_mode="RGB", ir_sha256="0" * 64,
-                          vis_sha256="1" * 64))
+        pairs.append(
+            dict(
+                pair_id=pid,
+                dataset="toy",
+                split=split,
+                ir_path=f"ir/{stem}.png",
+                vis_path=f"vi/{stem}.png",
+                width=size[0],
+                height=size[1],
+                ir_mode="L",
+                vis_mode="RGB",
+                ir_sha256="0" * 64,
+                vis_sha256="1" * 64,
+            )
+        )
         kept = [LABELS[i % 2], "tree"] if i % 4 else [LABELS[i % 2]]
         vis = f"A road with a {kept[0]} and {'a tree' if 'tree' in kept else 'no dog'}, possibly a lamp post."
         if i == evil_pair:
             vis = EVIL
         ir = f"Thermal view: a warm {kept[0]}; there is no dog."
         for modality, text in (("ir", ir), ("vis", vis)):
-            caps.append(dict(pair_id=pid, source=f"{modality}:default:tiny", modality=modality, caption=text,
-                             model="tiny", model_revision="", prompt_id="default", prompt_sha256="ab" * 32,
-                             decoding="{}", n_tokens=12, truncated=False, error=None))
+            caps.append(
+                dict(
+                    pair_id=pid,
+                    source=f"{modality}:default:tiny",
+                    modality=modality,
+                    caption=text,
+                    model="tiny",
+                    model_revision="",
+                    prompt_id="default",
+                    prompt_sha256="ab" * 32,
+                    decoding="{}",
+                    n_tokens=12,
+                    truncated=False,
+                    error=None,
+                )
+            )
         for e in kept:
             mention = "a tree" if e == "tree" else e
-            ents.append(dict(pair_id=pid, entity=e, support=2.0, confidence=0.9 - 0.1 * kept.index(e),
-                             sources=["ir:default:tiny", "vis:default:tiny"], mentions=[mention]))
-        ents.append(dict(pair_id=pid, entity="dog", support=1.0, confidence=0.2, sources=["ir:default:tiny"],
-                         mentions=[]))
+            ents.append(
+                dict(
+                    pair_id=pid,
+                    entity=e,
+                    support=2.0,
+                    confidence=0.9 - 0.1 * kept.index(e),
+                    sources=["ir:default:tiny", "vis:default:tiny"],
+                    mentions=[mention],
+                )
+            )
+        ents.append(
+            dict(pair_id=pid, entity="dog", support=1.0, confidence=0.2, sources=["ir:default:tiny"], mentions=[])
+        )
         labels.append(dict(pair_id=pid, entities=[e for e in LABELS if e in kept]))
     write_parquet(pd.DataFrame(pairs), run / "pairs.parquet", schema=PAIRS_SCHEMA, metadata={ROOT_KEY: str(data)})
     write_parquet(pd.DataFrame(caps), run / "captions" / "shard-00000.parquet")
     write_parquet(pd.DataFrame(ents), run / "entities" / "entities.parquet")
     write_parquet(pd.DataFrame(labels), run / "entities" / "labels.parquet")
-    rejected = pd.DataFrame([
-        dict(phrase="dog", lemma="dog", reason="negated", count=n, example_pair_id="toy-0000",
-             example_caption="Thermal view: there is no dog."),
-        dict(phrase="lamp post", lemma="lamp post", reason="hedged", count=n - 2, example_pair_id="toy-0002",
-             example_caption="possibly a lamp post"),
-        dict(phrase="<b>bold</b>", lemma="<b>bold</b>", reason="not_in_vocab", count=1,
-             example_pair_id=f"toy-{evil_pair:04d}", example_caption=EVIL),
-    ])
+    rejected = pd.DataFrame(
+        [
+            dict(
+                phrase="dog",
+                lemma="dog",
+                reason="negated",
+                count=n,
+                example_pair_id="toy-0000",
+                example_caption="Thermal view: there is no dog.",
+            ),
+            dict(
+                phrase="lamp post",
+                lemma="lamp post",
+                reason="hedged",
+                count=n - 2,
+                example_pair_id="toy-0002",
+                example_caption="possibly a lamp post",
+            ),
+            dict(
+                phrase="<b>bold</b>",
+                lemma="<b>bold</b>",
+                reason="not_in_vocab",
+                count=1,
+                example_pair_id=f"toy-{evil_pair:04d}",
+                example_caption=EVIL,
+            ),
+        ]
+    )
     write_parquet(rejected, run / "entities" / "rejected.parquet")
     counts = {e: sum(e in lab["entities"] for lab in labels) for e in LABELS}
     (run / "entities" / "label_space.json").write_text(
-        json.dumps({"names": [e for e in LABELS if counts[e]], "counts": counts, "vocab_sha256": "c" * 64,
-                    "vocab_version": 1})
+        json.dumps(
+            {"names": [e for e in LABELS if counts[e]], "counts": counts, "vocab_sha256": "c" * 64, "vocab_version": 1}
+        )
     )
     return run

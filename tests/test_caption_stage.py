@@ -90,7 +90,7 @@ def test_interrupted_run_resumes_byte_identical_without_recomputing(
     written: list[str] = []
 
     def write_then_interrupt(shard, *args, **kwargs):  # noqa: ANN001, ANN202 - wraps write_shard
-        n = real_write(shard, *args, **kwargs)
+        real_write(shard, *args, **kwargs)
         written.append(shard.name)
         raise KeyboardInterrupt  # Ctrl-C right after the first shard is safely on disk
 

@@ -67,8 +67,11 @@ def test_good_file_paths_relative_to_the_file(tmp_path):
         (GOOD.replace("data:\n  root: data", "data: [1, 2]"), ":3:", "data: expected a mapping"),
         (GOOD.replace("  model: some/model\n", ""), "p.yaml", "caption.model: not set"),
         (GOOD.replace("batch_size: 2", "use: external"), "p.yaml", "caption.external: not set"),
-        (GOOD.replace("batch_size: 2", "prompts: [default, my/prompt.txt]"), ":7:",
-         "caption.prompts.1: prompt file not found"),
+        (
+            GOOD.replace("batch_size: 2", "prompts: [default, my/prompt.txt]"),
+            ":7:",
+            "caption.prompts.1: prompt file not found",
+        ),
         (GOOD.replace("batch_size: 2", "batch_size: [2"), ":8:", "YAML syntax error"),
         ("- just\n- a list\n", "p.yaml", "must be a mapping"),
     ],

@@ -32,8 +32,16 @@ def test_roadscene_pipeline_with_external_captions(shared_data, tmp_path, capsys
     root = shared_data / "RoadScene"
     caps = _captions(root, tmp_path / "roadscene-captions.jsonl")
     run = tmp_path / "run"
-    args = ["run", str(REPO / "pipelines" / "roadscene.yaml"), "--data", str(root), "--out", str(run),
-            "--external", str(caps)]
+    args = [
+        "run",
+        str(REPO / "pipelines" / "roadscene.yaml"),
+        "--data",
+        str(root),
+        "--out",
+        str(run),
+        "--external",
+        str(caps),
+    ]
     main(args)
     out = capsys.readouterr().out
     assert "review page:" in out

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_vlms import tiny_blip, tiny_vlm_root  # noqa: F401 - fixtures
 
 from entitylabel.cli import main
 from entitylabel.errors import EntityLabelError
@@ -104,8 +105,13 @@ def test_from_until_force_and_missing_outputs(tmp_path):
     cfg = _setup(tmp_path, n=4)
     run = tmp_path / "run"
     part = run_pipeline(cfg, until_stage="caption")
-    assert _statuses(part) == {"discover": "ran", "caption": "ran", "extract": "not run", "export": "not run",
-                               "report": "not run"}
+    assert _statuses(part) == {
+        "discover": "ran",
+        "caption": "ran",
+        "extract": "not run",
+        "export": "not run",
+        "report": "not run",
+    }
     assert not (run / "entities").exists()
     rest = run_pipeline(cfg, from_stage="extract")
     assert rest.ran == ["extract", "export", "report"]
@@ -124,8 +130,11 @@ def test_from_until_force_and_missing_outputs(tmp_path):
 
 def test_stage_option_that_the_stage_does_not_take(tmp_path):
     cfg = _setup(tmp_path, n=2)
-    cfg.write_text(cfg.read_text().replace("extract: {vocab: vocab.yaml, min_pairs: 1}",
-                                           "extract: {vocab: vocab.yaml, options: {min_bananas: 3}}"))
+    cfg.write_text(
+        cfg.read_text().replace(
+            "extract: {vocab: vocab.yaml, min_pairs: 1}", "extract: {vocab: vocab.yaml, options: {min_bananas: 3}}"
+        )
+    )
     with pytest.raises(StageFailed, match=r"stage extract failed: extract.options.min_bananas: not a setting"):
         run_pipeline(cfg)
 
@@ -135,8 +144,11 @@ def test_caption_source_switch_replaces_old_captions(tmp_path):
     run = tmp_path / "run"
     run_pipeline(cfg, until_stage="caption")
     other = tmp_path / "other.jsonl"
-    other.write_text("".join(json.dumps({"image": f"{i:04d}.png", "modality": "vis", "caption": "a dog"}) + "\n"
-                             for i in range(1, 4)))
+    other.write_text(
+        "".join(
+            json.dumps({"image": f"{i:04d}.png", "modality": "vis", "caption": "a dog"}) + "\n" for i in range(1, 4)
+        )
+    )
     res = run_pipeline(cfg, external=other, until_stage="extract")
     assert res.ran == ["caption", "extract"]
     names = sorted(p.name for p in (run / "captions").glob("shard-*.parquet"))
@@ -156,3 +168,25 @@ def test_demo_offline_uses_labelled_sample_captions(tmp_path, capsys, monkeypatc
     import pandas as pd
 
     assert set(pd.concat(pd.read_parquet(c) for c in caps)["source"]) == {"external:synthetic-sample"}
+
+
+def test_vlm_captions_with_tiny_random_model(tmp_path, tiny_blip):  # noqa: F811 - the fixture
+    """The VLM path of the caption stage through the runner (a tiny random BLIP: its captions are noise)."""
+    cfg = _setup(tmp_path, n=2)
+    res = run_pipeline(cfg, model=str(tiny_blip), until_stage="extract")
+    assert res.ran == ["discover", "caption", "extract"]
+    import pandas as pd
+
+    caps = pd.concat(pd.read_parquet(p) for p in (tmp_path / "run" / "captions").glob("shard-*.parquet"))
+    assert len(caps) == 4 and set(caps["modality"]) == {"ir", "vis"}
+    assert all(s.startswith(("ir:", "vis:")) for s in caps["source"])
+    assert run_pipeline(cfg, model=str(tiny_blip), until_stage="extract").ran == []
+    cfg.write_text(cfg.read_text().replace("  external_name: fixture\n", "  max_new_tokens: 5\n"))
+    assert run_pipeline(cfg, model=str(tiny_blip), until_stage="caption").ran == ["caption"]
+
+
+def test_report_command_keeps_the_caption_notice(tmp_path):
+    cfg = _setup(tmp_path, n=2)
+    run_pipeline(cfg, until_stage="extract")
+    main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "page.html")])
+    assert "not from a VLM run" in (tmp_path / "page.html").read_text()

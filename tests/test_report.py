@@ -83,12 +83,34 @@ def test_phrase_search_highlighting():
 def test_exact_spans_win_over_phrase_search(tmp_path):
     run = make_run(tmp_path, n=2)
     cap = "Thermal view: a warm person; there is no dog."
-    write_parquet(pd.DataFrame([
-        dict(pair_id="toy-0000", source="ir:default:tiny", start=21, end=27, text="person", entity="person",
-             status="accepted"),
-        dict(pair_id="toy-0000", source="ir:default:tiny", start=5, end=9, text="WRONG", entity="x", status="accepted"),
-        dict(pair_id="toy-0000", source="ir:default:tiny", start=8, end=12, text="view", entity="", status="meta"),
-    ]), run / "entities" / "mentions.parquet")
+    write_parquet(
+        pd.DataFrame(
+            [
+                dict(
+                    pair_id="toy-0000",
+                    source="ir:default:tiny",
+                    start=21,
+                    end=27,
+                    text="person",
+                    entity="person",
+                    status="accepted",
+                ),
+                dict(
+                    pair_id="toy-0000",
+                    source="ir:default:tiny",
+                    start=5,
+                    end=9,
+                    text="WRONG",
+                    entity="x",
+                    status="accepted",
+                ),
+                dict(
+                    pair_id="toy-0000", source="ir:default:tiny", start=8, end=12, text="view", entity="", status="meta"
+                ),
+            ]
+        ),
+        run / "entities" / "mentions.parquet",
+    )
     data = _data(build_report(run).read_text())
     ir = next(c for c in data["pairs"][0]["caps"] if c["mod"] == "ir")
     assert "".join(s[0] for s in ir["seg"]) == cap

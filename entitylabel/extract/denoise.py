@@ -5,16 +5,20 @@ that at least one source mentions, each source that captioned the pair votes 1 (
 or 0 (it does not); a source without a caption for the pair abstains. Plain voting treats all sources the
 same, but some models hallucinate far more than others and some are terse.
 
-Dawid & Skene (1979), two-coin form, estimated by EM without any gold label:
-  every source s has a sensitivity  a_s = P(s mentions e | e is in the image)
-                     and specificity b_s = P(s is silent on e | e is not in the image),
-  every entity e has a prior p_e = P(a candidate of entity e is real), shrunk toward the global prior.
-  E-step: posterior of each candidate = p_e * prod a_s^y (1-a_s)^(1-y)  vs  (1-p_e) * prod (1-b_s)^y b_s^(1-y).
-  M-step: a_s, b_s, p_e are the posterior-weighted rates, with Beta(2, 2) pseudo-counts so that a source
-  seen on few items stays near 0.5, and p_e with 10 pseudo-candidates at the global prior.
+Dawid & Skene (1979), estimated by EM without any gold label. Each source's observation of a candidate is
+one of {silent, weak mention, mention} (a weak mention is one first made late in a long caption, see
+stage.py), and each source s has two distributions over them: P(obs | the entity is in the image) and
+P(obs | it is not). Sensitivity = 1 - P(silent | real); specificity = P(silent | not real).
+  E-step: posterior of a candidate = prior * prod_s P(obs_s | real)  vs  (1 - prior) * prod_s P(obs_s | not real).
+  M-step: the distributions are posterior-weighted observation rates with one pseudo-count per level (so a
+  source seen on few items stays near uniform); the prior is the mean posterior (optionally per entity,
+  shrunk toward it with `prior_strength` pseudo-candidates; off by default: on the COCO benchmark a global
+  prior ranked better).
 Initialised from the vote fraction, iterated to convergence (change < 1e-6) or `max_iter`.
-The posterior is the label's `confidence`; a source that is silent only when the others are silent earns
-a high specificity, and its mentions weigh more than those of one that mentions everything.
+The posterior is the label's `confidence`. A source that mentions everything (low specificity) earns
+little weight for its mentions; one that is silent only when the others are silent earns a lot.
+The sources are not independent (two prompts to one model, shared hallucinations), so the posterior is
+over-confident: treat it as a ranking score, and set `min_confidence` by the precision you need.
 
 With fewer than `MIN_SOURCES_FOR_EM` sources in the whole dataset the model is not identifiable; the
 confidence is then the vote fraction (support / sources that captioned the pair), and the report says so.
@@ -78,7 +82,7 @@ def dawid_skene(
     max_iter: int = 200,
     tol: float = 1e-6,
     pseudo: float = 1.0,
-    prior_strength: float = 10.0,
+    prior_strength: float = float("inf"),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Dawid-Skene EM over observations {0 silent, 1 weak, 2 strong} per source (see module docstring).
 
@@ -91,10 +95,10 @@ def dawid_skene(
     strength = np.where(y > 0, y, 0).astype(np.float64) / (N_LEVELS - 1)
     t = strength.sum(1) / np.maximum(obs.sum(1), 1.0)  # soft vote fraction
     n_cls = int(classes.max()) + 1 if n else 0
-    it = 0
+    iterations = 0
     theta_t = np.full((m, N_LEVELS), 1.0 / N_LEVELS)
     theta_f = np.full((m, N_LEVELS), 1.0 / N_LEVELS)
-    for it in range(1, max_iter + 1):
+    for iterations in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
         # M-step: posterior-weighted observation rates, Dirichlet(1+pseudo) smoothed
         theta_t = np.einsum("i,isk->sk", t, onehot) + pseudo
         theta_f = np.einsum("i,isk->sk", 1 - t, onehot) + pseudo
@@ -103,7 +107,10 @@ def dawid_skene(
         g = float(np.clip(t.mean(), _EPS, 1 - _EPS)) if n else 0.5
         cls_sum = np.bincount(classes, weights=t, minlength=n_cls)
         cls_n = np.bincount(classes, minlength=n_cls)
-        prior = np.clip((cls_sum + prior_strength * g) / (cls_n + prior_strength), _EPS, 1 - _EPS)
+        if np.isfinite(prior_strength):
+            prior = np.clip((cls_sum + prior_strength * g) / (cls_n + prior_strength), _EPS, 1 - _EPS)
+        else:
+            prior = np.full(n_cls, g)
         # E-step (log odds)
         llr = np.log(theta_t) - np.log(theta_f)  # m x 3
         logit = np.log(prior[classes]) - np.log(1 - prior[classes]) + np.einsum("isk,sk->i", onehot, llr)
@@ -112,7 +119,7 @@ def dawid_skene(
         t = t_new
         if delta < tol:
             break
-    return t, theta_t, theta_f, it
+    return t, theta_t, theta_f, iterations
 
 
 def denoise(

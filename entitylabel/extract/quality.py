@@ -5,8 +5,8 @@
 - `empty` / `whitespace`: nothing to read;
 - `non_english`: mostly non-Latin letters, or a Latin-script text whose function words are French, German,
   Spanish, Italian, Portuguese or Dutch rather than English;
-- `token_soup`: no letters at all, heavy repetition ("dog dog dog ..."), or mostly vowel-less / symbol-mixed
-  tokens ("xq7 ##b zzkt"). A plain keyword list ("car, tree, road, person") is NOT soup: it is a fine
+- `token_soup`: no letters at all, heavy repetition ("dog dog dog ...", or a generation stuck in a loop:
+  the text compresses 10x), or mostly vowel-less / symbol-mixed tokens ("xq7 ##b zzkt"). A plain keyword list ("car, tree, road, person") is NOT soup: it is a fine
   caption and goes through. The checks are cheap heuristics on the first `_SAMPLE` characters.
 `chunks(text)` splits text longer than `max_chars` at sentence ends (else at spaces), so a 20,000-character
 caption is parsed as several ordinary documents instead of one huge one.
@@ -15,6 +15,7 @@ caption is parsed as several ordinary documents instead of one huge one.
 from __future__ import annotations
 
 import re
+import zlib
 
 _SAMPLE = 4000
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
@@ -58,8 +59,10 @@ def caption_problem(text: str | None) -> str | None:
         fr = sum(w in FOREIGN_FUNCTION for w in words)
         if fr >= 3 and fr > en:
             return "non_english"
-    if len(words) >= 8 and len(set(words)) / len(words) < 0.25:
-        return "token_soup"
+    if 8 <= len(words) <= 60 and len(set(words)) / len(words) < 0.25:
+        return "token_soup"  # "dog dog dog ..."
+    if len(sample) >= 400 and len(zlib.compress(sample.encode("utf-8"))) / len(sample.encode("utf-8")) < 0.1:
+        return "token_soup"  # a degenerate repetition loop (English text compresses to ~0.3-0.5)
     if len(tokens) >= 4:
         junk = sum(1 for t in tokens if _is_junk(t))
         if junk / len(tokens) > 0.5:

@@ -23,8 +23,8 @@ run never damages an earlier result); all but the log are byte-identical for the
 from __future__ import annotations
 
 import collections
-import json
 import concurrent.futures as cf
+import json
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -260,7 +260,7 @@ def run_extract(
     den = denoise(items, [votes[k] for k in items], pair_sources)
     confidence = [round(float(c), 6) for c in den.confidence]
     accepted = [len(votes[k]) >= min_support and c >= min_confidence for k, c in zip(items, confidence, strict=True)]
-    for k, c, ok in zip(items, confidence, accepted, strict=True):
+    for k, ok in zip(items, accepted, strict=True):
         if not ok:
             reason = "below_support" if len(votes[k]) < min_support else "low_confidence"
             rejects.add(k[1], k[1], reason, k[0], None)

@@ -73,9 +73,7 @@ def _parquet_folder(folder: Path, config: str | None) -> Any:
 
 def open_dataset(source: Any, config: str | None = None) -> Any:
     """A `datasets.DatasetDict` / `Dataset` from an object, an export folder or a hub id."""
-    import datasets
-
-    if isinstance(source, datasets.Dataset | datasets.DatasetDict):
+    if hasattr(source, "features") or hasattr(source, "keys"):  # a Dataset / DatasetDict (or look-alike)
         return source
     path = Path(str(source)).expanduser()
     if path.is_dir() and not (path / "README.md").is_file() and (path / "data").is_dir():
@@ -87,12 +85,12 @@ def open_dataset(source: Any, config: str | None = None) -> Any:
 
 def pick_split(ds: Any, split: str = "train") -> Any:
     """The `split` of a DatasetDict (all splits joined when there is none of that name)."""
-    import datasets
-
-    if isinstance(ds, datasets.Dataset):
+    if hasattr(ds, "features"):  # already one split
         return ds
     if split in ds:
         return ds[split]
+    import datasets
+
     return datasets.concatenate_datasets([ds[k] for k in sorted(ds)])
 
 

@@ -73,8 +73,9 @@ class ExtractConfig:
 class ExportConfig:
     config: str | None = field(default=None, metadata=_meta("dataset config name; null = pipeline name"))
     out: Path | None = field(default=None, metadata=_meta("dataset folder; null = <run folder>/export"))
-    test_fraction: float = field(default=0.2, metadata=_meta("hashed test split without split folders",
-                                                              min=0.0, max=1.0))
+    test_fraction: float = field(
+        default=0.2, metadata=_meta("hashed test split without split folders", min=0.0, max=1.0)
+    )
     caption_prompt: str | None = None
     options: dict[str, Any] = field(default_factory=dict, metadata=_meta("more run_export keyword arguments"))
 
@@ -269,8 +270,11 @@ def _check_consistency(cfg: PipelineConfig, where: _Where) -> None:
     if c.use == "vlm" and not c.model:
         raise where.error(("caption", "model"), "not set", hint="pass --model ID_OR_DIR or set caption.external")
     if c.use in ("external", "auto") and c.external is None and not cfg.data.sample:
-        raise where.error(("caption", "external"), f"not set but caption.use is {c.use!r}",
-                          hint="name an external caption file (JSONL/CSV/Parquet)")
+        raise where.error(
+            ("caption", "external"),
+            f"not set but caption.use is {c.use!r}",
+            hint="name an external caption file (JSONL/CSV/Parquet)",
+        )
     if c.use == "auto" and not c.model:
         raise where.error(("caption", "model"), "not set but caption.use is 'auto'")
 

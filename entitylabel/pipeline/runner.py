@@ -204,8 +204,14 @@ def discover_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     if d.root is None:
         _sample(ctx)
     root = ctx.data_root.resolve()
-    settings = {"root": str(root), "layout": d.layout, "dataset": d.dataset, "splits": d.splits}
+    settings = {"root": str(root), "layout": d.layout, "dataset": _dataset_name(ctx), "splits": d.splits}
     return settings, {"listing": listing_hash(root)}
+
+
+def _dataset_name(ctx: _Ctx) -> str | None:
+    """data.dataset; a generated sample is named after the pipeline; None lets discover name real data."""
+    d = ctx.cfg.data
+    return d.dataset or (ctx.cfg.name if d.root is None and d.sample else None)
 
 
 def discover_run(ctx: _Ctx) -> None:
@@ -214,8 +220,14 @@ def discover_run(ctx: _Ctx) -> None:
     from ..pairs import PAIRS_SCHEMA
 
     d = ctx.cfg.data
-    run_discover(ctx.data_root, ctx.run_dir, layout=d.layout, dataset=d.dataset, workers=d.workers,
-                 progress=ctx.progress)
+    run_discover(
+        ctx.data_root,
+        ctx.run_dir,
+        layout=d.layout,
+        dataset=_dataset_name(ctx),
+        workers=d.workers,
+        progress=ctx.progress,
+    )
     if d.splits:
         import pandas as pd
 
@@ -254,8 +266,9 @@ def _caption_plan(ctx: _Ctx) -> dict[str, Any]:
         except EntityLabelError as e:
             if external is None:
                 raise EntityLabelError(
-                    f"caption.use is auto, model {c.model!r} is not available ({e}) and there is no "
-                    "caption.external file for this data", hint="pass --model DIR (a local model folder)"
+                    f"caption.use is auto, but {str(e).split(' — ')[0]} and there is no "
+                    "caption.external file for this data",
+                    hint="pass --model DIR (a local model folder) or --external FILE (captions made elsewhere)",
                 ) from None
             mode = "external"
             why = f" The VLM {c.model} was not used: {str(e).split(' — ')[0]}."  # the message, not its hint
@@ -264,8 +277,10 @@ def _caption_plan(ctx: _Ctx) -> dict[str, Any]:
         assert external is not None
         name = name or external.stem
         if cfg.data.root is None and cfg.data.sample and external == ctx.data_root / "captions.jsonl":
-            notice = (f"Captions are NOT from a VLM: they come from the synthetic sample's caption file "
-                      f"(external:{name}), written from the drawing recipe.{why}")
+            notice = (
+                f"Captions are NOT from a VLM: they come from the synthetic sample's caption file "
+                f"(external:{name}), written from the drawing recipe.{why}"
+            )
         else:
             notice = f"Captions come from the external file {external.name} (external:{name}), not from a VLM run.{why}"
     ctx.caption_plan = {"mode": mode, "external": external, "name": name, "notice": notice.strip()}
@@ -283,9 +298,18 @@ def caption_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     from ..caption.prompts import resolve_prompts
 
     prompts = {p.id: sha256_text(f"{p.modality}\n{p.text}\n{p.prefix}") for p in resolve_prompts(c.prompts)}
-    settings = {"mode": "vlm", "model": c.model, "revision": c.revision, "prompts": prompts,
-                "modalities": list(c.modalities), "max_new_tokens": c.max_new_tokens, "dtype": c.dtype,
-                "trust_remote_code": c.trust_remote_code, "shard_size": c.shard_size, "options": c.options}
+    settings = {
+        "mode": "vlm",
+        "model": c.model,
+        "revision": c.revision,
+        "prompts": prompts,
+        "modalities": list(c.modalities),
+        "max_new_tokens": c.max_new_tokens,
+        "dtype": c.dtype,
+        "trust_remote_code": c.trust_remote_code,
+        "shard_size": c.shard_size,
+        "options": c.options,
+    }
     return settings, inputs
 
 
@@ -296,10 +320,19 @@ def caption_run(ctx: _Ctx) -> None:
     if plan["mode"] == "external":
         known = {"external": plan["external"], "external_name": plan["name"], "shard_size": c.shard_size}
     else:
-        known = {"model": c.model, "revision": c.revision, "modalities": list(c.modalities), "prompts": c.prompts,
-                 "batch_size": c.batch_size, "max_new_tokens": c.max_new_tokens, "dtype": c.dtype,
-                 "device": c.device, "shard_size": c.shard_size, "trust_remote_code": c.trust_remote_code,
-                 "progress": ctx.progress}
+        known = {
+            "model": c.model,
+            "revision": c.revision,
+            "modalities": list(c.modalities),
+            "prompts": c.prompts,
+            "batch_size": c.batch_size,
+            "max_new_tokens": c.max_new_tokens,
+            "dtype": c.dtype,
+            "device": c.device,
+            "shard_size": c.shard_size,
+            "trust_remote_code": c.trust_remote_code,
+            "progress": ctx.progress,
+        }
     result = _call(run_caption, "caption", known, c.options, ctx.pairs, ctx.captions)
     ext = getattr(result, "external", None)
     if ext is not None and getattr(ext, "problems", 0):
@@ -310,10 +343,18 @@ def caption_run(ctx: _Ctx) -> None:
 
 def extract_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     e = ctx.cfg.extract
-    settings = {"min_support": e.min_support, "min_pairs": e.min_pairs, "keep_hedged": e.keep_hedged,
-                "spacy_model": e.spacy_model, "options": e.options}
-    inputs = {"pairs": pairs_key(ctx.pairs), "captions": hash_tree(ctx.captions),
-              "vocab": sha256_file(e.vocab) if e.vocab and e.vocab.is_file() else None}
+    settings = {
+        "min_support": e.min_support,
+        "min_pairs": e.min_pairs,
+        "keep_hedged": e.keep_hedged,
+        "spacy_model": e.spacy_model,
+        "options": e.options,
+    }
+    inputs = {
+        "pairs": pairs_key(ctx.pairs),
+        "captions": hash_tree(ctx.captions),
+        "vocab": sha256_file(e.vocab) if e.vocab and e.vocab.is_file() else None,
+    }
     return settings, inputs
 
 
@@ -340,8 +381,14 @@ def extract_run(ctx: _Ctx) -> None:
     from ..extract.stage import run_extract
 
     e = ctx.cfg.extract
-    known = {"min_support": e.min_support, "min_pairs": e.min_pairs, "keep_hedged": e.keep_hedged,
-             "spacy_model": e.spacy_model, "n_process": e.n_process, "progress": ctx.progress}
+    known = {
+        "min_support": e.min_support,
+        "min_pairs": e.min_pairs,
+        "keep_hedged": e.keep_hedged,
+        "spacy_model": e.spacy_model,
+        "n_process": e.n_process,
+        "progress": ctx.progress,
+    }
     view = ctx.run_dir / ".extract-captions"
     try:
         captions = _shard_view(ctx.captions, view)
@@ -352,8 +399,13 @@ def extract_run(ctx: _Ctx) -> None:
 
 def export_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     x = ctx.cfg.export
-    settings = {"config": ctx.cfg.export_config, "out": str(ctx.cfg.export_dir.resolve()),
-                "test_fraction": x.test_fraction, "caption_prompt": x.caption_prompt, "options": x.options}
+    settings = {
+        "config": ctx.cfg.export_config,
+        "out": str(ctx.cfg.export_dir.resolve()),
+        "test_fraction": x.test_fraction,
+        "caption_prompt": x.caption_prompt,
+        "options": x.options,
+    }
     inputs = {"pairs": pairs_key(ctx.pairs), "captions": hash_tree(ctx.captions), "entities": hash_tree(ctx.entities)}
     return settings, inputs
 
@@ -362,8 +414,14 @@ def export_run(ctx: _Ctx) -> None:
     from ..export.stage import run_export
 
     x = ctx.cfg.export
-    known = {"captions": ctx.captions, "entities": ctx.entities, "overwrite": True,
-             "test_fraction": x.test_fraction, "caption_prompt": x.caption_prompt, "progress": ctx.progress}
+    known = {
+        "captions": ctx.captions,
+        "entities": ctx.entities,
+        "overwrite": True,
+        "test_fraction": x.test_fraction,
+        "caption_prompt": x.caption_prompt,
+        "progress": ctx.progress,
+    }
     _call(run_export, "export", known, x.options, ctx.pairs, ctx.cfg.export_dir, ctx.cfg.export_config)
 
 
@@ -374,11 +432,20 @@ def _caption_notice(ctx: _Ctx) -> str:
 
 def report_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     r = ctx.cfg.report
-    settings = {"page_size": r.page_size, "thumb_size": r.thumb_size, "notice": _caption_notice(ctx),
-                "fused": str(r.fused) if r.fused else None}
+    settings = {
+        "page_size": r.page_size,
+        "thumb_size": r.thumb_size,
+        "notice": _caption_notice(ctx),
+        "fused": str(r.fused) if r.fused else None,
+    }
     exported = ctx.cfg.export_dir / "tables" / ctx.cfg.export_config / "pairs.parquet"
-    inputs = {"pairs": hash_tree(ctx.pairs), "captions": hash_tree(ctx.captions), "entities": hash_tree(ctx.entities),
-              "export_splits": hash_tree(exported), "fused": hash_tree(r.fused) if r.fused else None}
+    inputs = {
+        "pairs": hash_tree(ctx.pairs),
+        "captions": hash_tree(ctx.captions),
+        "entities": hash_tree(ctx.entities),
+        "export_splits": hash_tree(exported),
+        "fused": hash_tree(r.fused) if r.fused else None,
+    }
     return settings, inputs
 
 
@@ -386,10 +453,17 @@ def report_run(ctx: _Ctx) -> None:
     from ..report import build_report
 
     r = ctx.cfg.report
-    build_report(ctx.run_dir, ctx.report, page_size=r.page_size, fused_dir=r.fused, thumb_size=r.thumb_size,
-                 export_dir=ctx.cfg.export_dir,
-                 notice=_caption_notice(ctx) or None, title=f"entitylabel review · {ctx.cfg.name}",
-                 progress=ctx.progress)
+    build_report(
+        ctx.run_dir,
+        ctx.report,
+        page_size=r.page_size,
+        fused_dir=r.fused,
+        thumb_size=r.thumb_size,
+        export_dir=ctx.cfg.export_dir,
+        notice=_caption_notice(ctx) or None,
+        title=f"entitylabel review · {ctx.cfg.name}",
+        progress=ctx.progress,
+    )
 
 
 @dataclass(frozen=True)
@@ -402,13 +476,18 @@ class _Stage:
 
 
 _STAGES = {
-    "discover": _Stage("discover", discover_inputs, discover_run,
-                       lambda c: [c.pairs, c.run_dir / "problems.parquet", c.run_dir / "discover.json"], lambda c: []),
+    "discover": _Stage(
+        "discover",
+        discover_inputs,
+        discover_run,
+        lambda c: [c.pairs, c.run_dir / "problems.parquet", c.run_dir / "discover.json"],
+        lambda c: [],
+    ),
     "caption": _Stage("caption", caption_inputs, caption_run, lambda c: [c.captions], lambda c: [c.pairs]),
-    "extract": _Stage("extract", extract_inputs, extract_run, lambda c: [c.entities],
-                      lambda c: [c.pairs, c.captions]),
-    "export": _Stage("export", export_inputs, export_run, lambda c: [c.cfg.export_dir],
-                     lambda c: [c.pairs, c.captions, c.entities]),
+    "extract": _Stage("extract", extract_inputs, extract_run, lambda c: [c.entities], lambda c: [c.pairs, c.captions]),
+    "export": _Stage(
+        "export", export_inputs, export_run, lambda c: [c.cfg.export_dir], lambda c: [c.pairs, c.captions, c.entities]
+    ),
     "report": _Stage("report", report_inputs, report_run, lambda c: [c.report], lambda c: [c.pairs]),
 }
 assert tuple(_STAGES) == STAGES
@@ -448,8 +527,11 @@ def _why_stale(old: dict[str, Any] | None, settings: dict, inputs: dict, ctx: _C
     if old is None:
         return "never run"
     if old.get("settings") != json.loads(dumps_json(settings)):
-        changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
-                         if json.loads(dumps_json(settings.get(k))) != old.get("settings", {}).get(k))
+        changed = sorted(
+            k
+            for k in set(settings) | set(old.get("settings", {}))
+            if json.loads(dumps_json(settings.get(k))) != old.get("settings", {}).get(k)
+        )
         return "settings changed: " + ", ".join(changed)
     if old.get("inputs") != inputs:
         changed = sorted(k for k in set(inputs) | set(old.get("inputs", {})) if inputs.get(k) != old["inputs"].get(k))
@@ -464,15 +546,18 @@ def _why_stale(old: dict[str, Any] | None, settings: dict, inputs: dict, ctx: _C
 
 def _write_manifest(ctx: _Ctx, stage: _Stage, settings: dict, inputs: dict) -> None:
     extra = {"notice": _caption_plan(ctx)["notice"]} if stage.name == "caption" else {}
-    atomic_write_json(manifest_path(ctx.run_dir, stage.name), {
-        **extra,
-        "stage": stage.name,
-        "entitylabel_version": __version__,
-        "settings": settings,
-        "inputs": inputs,
-        "outputs": _outputs(ctx, stage),
-        "fingerprint": _fingerprint(settings, inputs),
-    })
+    atomic_write_json(
+        manifest_path(ctx.run_dir, stage.name),
+        {
+            **extra,
+            "stage": stage.name,
+            "entitylabel_version": __version__,
+            "settings": settings,
+            "inputs": inputs,
+            "outputs": _outputs(ctx, stage),
+            "fingerprint": _fingerprint(settings, inputs),
+        },
+    )
 
 
 def _log_event(run_dir: Path, event: dict[str, Any]) -> None:
@@ -513,8 +598,11 @@ def run_pipeline(
     A forced stage's dependents rerun only when its outputs changed. `external`: a caption file to use
     instead of the VLM. `log` gets one line as each stage starts; `progress` is a rich Progress.
     """
-    cfg = config_path if isinstance(config_path, PipelineConfig) else load_config(
-        config_path, data=data, model=model, out=out, external=external)
+    cfg = (
+        config_path
+        if isinstance(config_path, PipelineConfig)
+        else load_config(config_path, data=data, model=model, out=out, external=external)
+    )
     first = _stage_name(from_stage, "--from") or STAGES[0]
     last = _stage_name(until_stage, "--until") or STAGES[-1]
     forced = set()
@@ -531,11 +619,14 @@ def run_pipeline(
     ensure_writable_dir(run_dir)
     ctx = _Ctx(cfg, run_dir, progress, log or (lambda _m: None))
     result = PipelineResult(run_dir=run_dir)
-    active = STAGES[STAGES.index(first): STAGES.index(last) + 1]
+    active = STAGES[STAGES.index(first) : STAGES.index(last) + 1]
     for p in _STAGES[first].needs(ctx):
         if not p.exists():
-            raise EntityLabelError(f"--from {first}: {_rel(p, run_dir)} is missing", path=run_dir,
-                                   hint="run the earlier stages first (without --from)")
+            raise EntityLabelError(
+                f"--from {first}: {_rel(p, run_dir)} is missing",
+                path=run_dir,
+                hint="run the earlier stages first (without --from)",
+            )
     _log_event(run_dir, {"event": "start", "config": str(cfg.path), "stages": list(active), "force": sorted(forced)})
 
     for name in STAGES:
@@ -576,8 +667,9 @@ def run_pipeline(
             tb = run_dir / MANIFEST_DIR / f"{name}.error.txt"
             atomic_write_text(tb, traceback.format_exc())
             _log_event(run_dir, {"event": "failed", "stage": name, "error": repr(e)})
-            raise StageFailed(name, f"{type(e).__name__}: {e}",
-                              hint=f"traceback in {tb}; " + _kept_hint(result, run_dir)) from None
+            raise StageFailed(
+                name, f"{type(e).__name__}: {e}", hint=f"traceback in {tb}; " + _kept_hint(result, run_dir)
+            ) from None
         seconds = time.perf_counter() - t0
         _write_manifest(ctx, stage, settings, inputs)
         _log_event(run_dir, {"event": "ran", "stage": name, "seconds": round(seconds, 3), "why": why})

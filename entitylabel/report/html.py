@@ -95,8 +95,9 @@ def build_report(
 
     `out` defaults to `run_dir/report.html`; splits shown are those of the export in `export_dir` (default
     `run_dir/export`) when there is one, else discover's; `fused_dir` (default `run_dir/fused` when present) holds fused
-    images named by pair id or by the IR file's stem; `notice` is shown as a banner (e.g. "captions are
-    random"); `root` overrides the dataset root stored in pairs.parquet.
+    images named by pair id or by the IR file's stem; `notice` is shown as a banner (default: the caption
+    notice `entitylabel run` recorded in `stages/caption.json`, e.g. "captions are NOT from a VLM");
+    `root` overrides the dataset root stored in pairs.parquet.
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -136,27 +137,39 @@ def build_report(
         entry = by_pair.setdefault(pid, [None, None, None] if fused else [None, None])
         entry[slot] = b64
 
+    if notice is None:  # a run made by `entitylabel run` records where its captions came from
+        try:
+            notice = json.loads((run / "stages" / "caption.json").read_text(encoding="utf-8")).get("notice")
+        except (OSError, ValueError, AttributeError):
+            notice = None
     page_title = title or f"entitylabel review · {run.resolve().name}"
-    payload.update({
-        "title": page_title,
-        "notice": notice or "",
-        "pageSize": int(page_size),
-        "thumbSize": int(thumb_size),
-        "fused": str(fused_path) if fused else "",
-        "generator": f"entitylabel {__version__}",
-    })
+    payload.update(
+        {
+            "title": page_title,
+            "notice": notice or "",
+            "pageSize": int(page_size),
+            "thumbSize": int(thumb_size),
+            "fused": str(fused_path) if fused else "",
+            "generator": f"entitylabel {__version__}",
+        }
+    )
     script, style = _asset("report.js"), _asset("report.css")
-    csp = (f"default-src 'none'; img-src data:; style-src {_csp_hash(style)}; "
-           f"script-src {_csp_hash(script)}; base-uri 'none'; form-action 'none'")
-    page = _fill(_asset("report.html"), {
-        "CSP": csp,
-        "GENERATOR": html.escape(payload["generator"]),
-        "TITLE": html.escape(page_title),
-        "STYLE": style,
-        "DATA": json_for_html(payload),
-        "THUMBS": json_for_html(by_pair),
-        "SCRIPT": script,
-    })
+    csp = (
+        f"default-src 'none'; img-src data:; style-src {_csp_hash(style)}; "
+        f"script-src {_csp_hash(script)}; base-uri 'none'; form-action 'none'"
+    )
+    page = _fill(
+        _asset("report.html"),
+        {
+            "CSP": csp,
+            "GENERATOR": html.escape(payload["generator"]),
+            "TITLE": html.escape(page_title),
+            "STYLE": style,
+            "DATA": json_for_html(payload),
+            "THUMBS": json_for_html(by_pair),
+            "SCRIPT": script,
+        },
+    )
     atomic_write_text(out_path, page)
     return out_path
 
@@ -166,5 +179,10 @@ def report_result(path: Path) -> ReportResult:
     text = path.read_text(encoding="utf-8")
     m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
     data = json.loads(m.group(1)) if m else {"pairs": [], "summary": {"captions": 0}, "labels": []}
-    return ReportResult(path=path, pairs=len(data["pairs"]), captions=int(data["summary"]["captions"]),
-                        labels=len(data["labels"]), size_bytes=path.stat().st_size)
+    return ReportResult(
+        path=path,
+        pairs=len(data["pairs"]),
+        captions=int(data["summary"]["captions"]),
+        labels=len(data["labels"]),
+        size_bytes=path.stat().st_size,
+    )

@@ -145,8 +145,10 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
     accepted_by_src: dict[tuple[str, str], PhraseIndex] = {}
     if tables.entities is not None:
         df = tables.entities
-        cols = {c: df[c].tolist() if c in df.columns else [None] * len(df) for c in
-                ("pair_id", "entity", "confidence", "support", "sources", "mentions", "accepted")}
+        cols = {
+            c: df[c].tolist() if c in df.columns else [None] * len(df)
+            for c in ("pair_id", "entity", "confidence", "support", "sources", "mentions", "accepted")
+        }
         for pid, ent, conf, sup, srcs, ments, acc in zip(*cols.values(), strict=True):
             pid, ent = str(pid), str(ent)
             if tables.labels is not None:
@@ -185,15 +187,17 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
             rejected_index.add(_text(r.get("phrase")), status_kind(reason), reason)
         for r in recs[:max_rejected]:
             reason = _text(r.get("reason"))
-            rejected_rows.append({
-                "phrase": _text(r.get("phrase")),
-                "lemma": _text(r.get("lemma")),
-                "reason": reason,
-                "kind": status_kind(reason),
-                "count": int(r["count"]) if _num(r.get("count")) is not None else 0,
-                "pair": _text(r.get("example_pair_id")),
-                "caption": _text(r.get("example_caption")),
-            })
+            rejected_rows.append(
+                {
+                    "phrase": _text(r.get("phrase")),
+                    "lemma": _text(r.get("lemma")),
+                    "reason": reason,
+                    "kind": status_kind(reason),
+                    "count": int(r["count"]) if _num(r.get("count")) is not None else 0,
+                    "pair": _text(r.get("example_pair_id")),
+                    "caption": _text(r.get("example_caption")),
+                }
+            )
 
     # Exact mention spans, when the extract stage wrote them.
     spans: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -208,8 +212,7 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
     if tables.captions is not None:
         df = tables.captions
         recs = df.to_dict("records")
-        recs.sort(key=lambda r: (str(r["pair_id"]), _MODALITY_ORDER.get(_text(r.get("modality")), 9),
-                                 str(r["source"])))
+        recs.sort(key=lambda r: (str(r["pair_id"]), _MODALITY_ORDER.get(_text(r.get("modality")), 9), str(r["source"])))
         empty = PhraseIndex()
         for r in recs:
             pid, src, text = str(r["pair_id"]), str(r["source"]), _text(r.get("caption"))
@@ -235,13 +238,15 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
     records = []
     for row in pairs.itertuples(index=False):
         pid = str(row.pair_id)
-        records.append({
-            "id": pid,
-            "split": _text(row.split),
-            "size": f"{int(row.width)}x{int(row.height)}" if _num(row.width) is not None else "",
-            "caps": caps_by_pair.get(pid, []),
-            "ents": ents_by_pair.get(pid, []),
-        })
+        records.append(
+            {
+                "id": pid,
+                "split": _text(row.split),
+                "size": f"{int(row.width)}x{int(row.height)}" if _num(row.width) is not None else "",
+                "caps": caps_by_pair.get(pid, []),
+                "ents": ents_by_pair.get(pid, []),
+            }
+        )
 
     label_counts = {n: counts.get(n, 0) for n in names}
     splits = sorted({r["split"] for r in records})

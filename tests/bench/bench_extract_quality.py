@@ -229,13 +229,20 @@ def main() -> int:
     ap_val, precs, recs = average_precision(list(ents.confidence), hits, n_gold)
     print(f"\n3. PR curve over the confidence threshold: average precision {ap_val:.3f} "
           f"(recall relative to all {n_gold} gold objects; max recall {recs[-1]:.3f})")
-    order = sorted(range(len(ents)), key=lambda i: -ents.confidence.iloc[i])
+    import numpy as np
+
+    conf = ents.confidence.to_numpy()
+    order = np.argsort(-conf, kind="stable")
+    tp = np.cumsum(np.asarray(hits)[order])
+    ranks = np.arange(1, len(order) + 1)
+    last_of_tie = np.r_[conf[order][1:] != conf[order][:-1], True]  # a threshold keeps whole ties
+    ok = (tp / ranks >= 0.90) & last_of_tie
     best = None
-    for rank, i in enumerate(order, 1):
-        if precs[rank - 1] >= 0.90 and (rank == len(order) or ents.confidence.iloc[order[rank]] < ents.confidence.iloc[i]):
-            best = (ents.confidence.iloc[i], precs[rank - 1], recs[rank - 1])
+    if ok.any():
+        j = int(np.where(ok)[0].max())
+        best = (conf[order][j], tp[j] / ranks[j], tp[j] / n_gold)
     if best:
-        print(f"  lowest threshold with P >= 0.90: {best[0]:.3f} -> P {best[1]:.3f} R {best[2]:.3f}")
+        print(f"  lowest threshold with P >= 0.90: {best[0]:.6g} -> P {best[1]:.3f} R {best[2]:.3f}")
     rel = json.loads((args.out / "entities" / "extract.json").read_text())["denoise"]["sources"]
     print("\nDawid-Skene source reliability (no gold used):")
     for s, r in rel.items():

@@ -52,26 +52,70 @@ def make_run(tmp: Path, n: int) -> Path:
     for i in range(n):
         stem = stems[i % len(stems)]
         pid = f"bench-{i:05d}"
-        pairs.append(dict(pair_id=pid, dataset="bench", split=("train", "test")[i % 5 == 0], ir_path=f"{ir_dir}/{stem}",
-                          vis_path=f"{vis_dir}/{stem}", width=500, height=330, ir_mode="L", vis_mode="RGB",
-                          ir_sha256="0" * 64, vis_sha256="1" * 64))
+        pairs.append(
+            dict(
+                pair_id=pid,
+                dataset="bench",
+                split=("train", "test")[i % 5 == 0],
+                ir_path=f"{ir_dir}/{stem}",
+                vis_path=f"{vis_dir}/{stem}",
+                width=500,
+                height=330,
+                ir_mode="L",
+                vis_mode="RGB",
+                ir_sha256="0" * 64,
+                vis_sha256="1" * 64,
+            )
+        )
         chosen = sorted(set(rng.choice(WORDS, 4)))
-        text = ("A thermal view of a road at night with " + ", ".join(f"a {w}" for w in chosen)
-                + "; there is no dog and possibly a lamp post near the curb on the right.")
+        text = (
+            "A thermal view of a road at night with "
+            + ", ".join(f"a {w}" for w in chosen)
+            + "; there is no dog and possibly a lamp post near the curb on the right."
+        )
         for m in ("ir", "vis"):
-            caps.append(dict(pair_id=pid, source=f"{m}:default:bench", modality=m, caption=text, model="bench",
-                             error=None, truncated=False))
+            caps.append(
+                dict(
+                    pair_id=pid,
+                    source=f"{m}:default:bench",
+                    modality=m,
+                    caption=text,
+                    model="bench",
+                    error=None,
+                    truncated=False,
+                )
+            )
         for w in chosen:
-            ents.append(dict(pair_id=pid, entity=w, support=2, confidence=float(rng.random()), accepted=True,
-                             sources=["ir:default:bench", "vis:default:bench"], mentions=[w]))
+            ents.append(
+                dict(
+                    pair_id=pid,
+                    entity=w,
+                    support=2,
+                    confidence=float(rng.random()),
+                    accepted=True,
+                    sources=["ir:default:bench", "vis:default:bench"],
+                    mentions=[w],
+                )
+            )
         labels.append(dict(pair_id=pid, entities=chosen))
     run = tmp / "run"
     write_parquet(pd.DataFrame(pairs), run / "pairs.parquet", schema=PAIRS_SCHEMA, metadata={ROOT_KEY: str(root)})
     write_parquet(pd.DataFrame(caps), run / "captions" / "shard-00000.parquet")
     write_parquet(pd.DataFrame(ents), run / "entities" / "entities.parquet")
     write_parquet(pd.DataFrame(labels), run / "entities" / "labels.parquet")
-    rej = pd.DataFrame([dict(phrase=f"thing {k}", lemma=f"thing {k}", reason="not_in_vocab", count=1000 - k,
-                             example_pair_id="bench-00000", example_caption="x") for k in range(2000)])
+    rej = pd.DataFrame(
+        [
+            dict(
+                phrase=f"thing {k}",
+                lemma=f"thing {k}",
+                reason="not_in_vocab",
+                count=1000 - k,
+                example_pair_id="bench-00000",
+                example_caption="x",
+            )
+            for k in range(2000)
+        ]
+    )
     write_parquet(rej, run / "entities" / "rejected.parquet")
     (run / "entities" / "label_space.json").write_text(json.dumps({"names": WORDS}))
     return run
@@ -86,9 +130,17 @@ def browser_times(page: Path) -> dict[str, float] | None:
 
     opts = webdriver.ChromeOptions()
     prof = tempfile.mkdtemp()
-    for f in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--disable-background-networking", "--disable-component-update", "--no-first-run",
-              "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost", f"--user-data-dir={prof}"):
+    for f in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
+        f"--user-data-dir={prof}",
+    ):
         opts.add_argument(f)
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
@@ -107,8 +159,11 @@ def browser_times(page: Path) -> dict[str, float] | None:
             d.find_element("css selector", "#pager-top .next").click()
             d.execute_script("return document.querySelectorAll('#pairs article').length")
             pages.append(time.perf_counter() - t)
-        return {"load_s": statistics.median(loads), "filter_s": statistics.median(filters),
-                "page_s": statistics.median(pages)}
+        return {
+            "load_s": statistics.median(loads),
+            "filter_s": statistics.median(filters),
+            "page_s": statistics.median(pages),
+        }
     finally:
         d.quit()
         shutil.rmtree(prof, ignore_errors=True)
@@ -123,14 +178,18 @@ def main() -> None:
             page = build_report(run, out=Path(tmp) / f"report-{size}.html", thumb_size=size)
             build = time.perf_counter() - t
             mb = page.stat().st_size / 1e6
-            print(f"{n} pairs, thumbnails {size}px: page {mb:.1f} MB ({mb * 1e6 / n / 1e3:.1f} kB/pair), "
-                  f"built in {build:.1f}s ({n / build:.0f} pairs/s)")
+            print(
+                f"{n} pairs, thumbnails {size}px: page {mb:.1f} MB ({mb * 1e6 / n / 1e3:.1f} kB/pair), "
+                f"built in {build:.1f}s ({n / build:.0f} pairs/s)"
+            )
         times = browser_times(page)
         if times is None:
             print("chromium/chromedriver not installed: browser timings skipped")
         else:
-            print(f"chromium (112px page): open + first page {times['load_s']:.2f}s, entity filter "
-                  f"{times['filter_s'] * 1e3:.0f} ms, next page {times['page_s'] * 1e3:.0f} ms (medians of 3)")
+            print(
+                f"chromium (112px page): open + first page {times['load_s']:.2f}s, entity filter "
+                f"{times['filter_s'] * 1e3:.0f} ms, next page {times['page_s'] * 1e3:.0f} ms (medians of 3)"
+            )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,171 @@
+"""run_extract end to end on synthetic captions: files, labels, rejections, determinism, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from extract_support import nlp, write_jsonl, write_vocab
+
+from entitylabel.errors import EntityLabelError
+from entitylabel.extract.quality import caption_problem
+from entitylabel.extract.stage import run_extract
+from entitylabel.io import write_parquet
+from entitylabel.pairs import PAIRS_SCHEMA
+
+SOURCES = ("ir:brief:m1", "vis:brief:m1", "vis:detail:m2")
+CAPTIONS = {
+    "d-001": ("A man walks a dog on the road.", "A man and his dog on a street.", "A man with a dog near a car."),
+    "d-002": ("Cars on a road at night.", "Two cars and a bus stop.", "There are no people in the image, only cars on the road."),
+    "d-003": ("A building with trees.", "Trees in front of a house.", "What appears to be a cat near a building."),
+    "d-004": ("", "   ", "一辆汽车停在路边。"),
+}
+FILES = ("entities.parquet", "labels.parquet", "label_space.json", "rejected.parquet", "extract.json")
+
+
+def _rows(captions=CAPTIONS):
+    return [
+        {"pair_id": pid, "source": src, "caption": cap}
+        for pid, caps in captions.items()
+        for src, cap in zip(SOURCES, caps, strict=True)
+    ]
+
+
+@pytest.fixture()
+def setup(tmp_path, entitylabel_cache):
+    return write_jsonl(tmp_path / "captions.jsonl", _rows()), write_vocab(tmp_path)
+
+
+def test_outputs_labels_and_rejections(setup, tmp_path):
+    captions, vocab = setup
+    res = run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
+    ent_dir = tmp_path / "run" / "entities"
+    assert all((ent_dir / f).is_file() for f in FILES)
+    labels = pd.read_parquet(ent_dir / "labels.parquet")
+    got = {p: list(e) for p, e in zip(labels.pair_id, labels.entities, strict=True)}
+    assert got["d-001"] == ["person", "car", "dog", "road"]  # label-space (vocabulary file) order
+    assert "car" in got["d-002"] and "person" not in got["d-002"]  # "no people" is negated
+    assert set(got["d-003"]) >= {"tree", "building"} and "cat" not in got["d-003"]  # hedged
+    assert "d-004" not in got  # no usable caption
+    space = json.loads((ent_dir / "label_space.json").read_text())
+    vocab_order = ["person", "car", "dog", "cat", "hot dog", "headlight", "traffic light", "street lamp", "road",
+                   "bench", "hat", "tree", "bicycle", "building"]
+    assert space["names"] == [n for n in vocab_order if n in space["names"]]
+    assert space["counts"]["person"] == 1 and space["vocab_sha256"]
+    rej = pd.read_parquet(ent_dir / "rejected.parquet")
+    reasons = set(rej.reason)
+    assert {"negated", "hedged", "meta", "bad_caption"} <= reasons, reasons
+    bad = rej[rej.reason == "bad_caption"]
+    assert set(bad.lemma) == {"empty", "whitespace", "non_english"}
+    neg = rej[(rej.reason == "negated")].iloc[0]
+    assert neg.phrase == "people" and neg.example_pair_id == "d-002" and "no people" in neg.example_caption
+    ents = pd.read_parquet(ent_dir / "entities.parquet")
+    row = ents[(ents.pair_id == "d-001") & (ents.entity == "dog")].iloc[0]
+    assert row.support == 3 and list(row.sources) == sorted(SOURCES) and 0 < row.confidence <= 1
+    assert set(row.mentions) == {"dog"}
+    assert res.n_captions == 12 and res.n_bad == 3 and res.method == "dawid_skene"
+
+
+def test_min_support_and_min_pairs(setup, tmp_path):
+    captions, vocab = setup
+    run_extract(captions, vocab, tmp_path / "a", min_support=2, nlp=nlp())
+    ents = pd.read_parquet(tmp_path / "a" / "entities" / "entities.parquet")
+    assert not ents[ents.support < 2].accepted.any()
+    rej = pd.read_parquet(tmp_path / "a" / "entities" / "rejected.parquet")
+    assert "below_support" in set(rej.reason)
+
+    res = run_extract(captions, vocab, tmp_path / "b", min_pairs=2, min_confidence=0.0, nlp=nlp())
+    space = json.loads((tmp_path / "b" / "entities" / "label_space.json").read_text())
+    assert all(n >= 2 for n in space["counts"].values())
+    assert res.dropped and set(res.dropped) == set(space["dropped"])
+    report = json.loads((tmp_path / "b" / "entities" / "extract.json").read_text())
+    assert report["dropped_labels"] == space["dropped"]
+    labels = pd.read_parquet(tmp_path / "b" / "entities" / "labels.parquet")
+    assert not {e for es in labels.entities for e in es} & set(res.dropped)
+
+
+def test_outputs_are_byte_identical(setup, tmp_path):
+    captions, vocab = setup
+    run_extract(captions, vocab, tmp_path / "a", nlp=nlp())
+    run_extract(captions, vocab, tmp_path / "b", nlp=nlp(), batch_size=2)
+    for f in FILES:
+        assert (tmp_path / "a" / "entities" / f).read_bytes() == (tmp_path / "b" / "entities" / f).read_bytes(), f
+
+
+def test_unknown_pairs_are_reported_and_manifest_pairs_all_listed(setup, tmp_path):
+    captions, vocab = setup
+    manifest = pd.DataFrame({c: ["x"] * 3 for c in PAIRS_SCHEMA.names})
+    manifest["pair_id"] = ["d-001", "d-003", "d-999"]
+    manifest[["width", "height"]] = 1
+    write_parquet(manifest, tmp_path / "pairs.parquet", schema=PAIRS_SCHEMA, metadata={"entitylabel.root": "/x"})
+    res = run_extract(captions, vocab, tmp_path / "run", pairs=tmp_path / "pairs.parquet", nlp=nlp())
+    assert res.n_unknown_pair == 6  # d-002 and d-004, three captions each
+    rej = pd.read_parquet(tmp_path / "run" / "entities" / "rejected.parquet")
+    unknown = rej[rej.reason == "unknown_pair"]
+    assert dict(zip(unknown.phrase, unknown["count"], strict=True)) == {"d-002": 3, "d-004": 3}
+    labels = pd.read_parquet(tmp_path / "run" / "entities" / "labels.parquet")
+    assert list(labels.pair_id) == ["d-001", "d-003", "d-999"]
+    assert list(labels.entities.iloc[2]) == [] and labels.n_sources.iloc[2] == 0
+
+
+def test_broken_vocabulary_is_one_error_and_keeps_earlier_output(setup, tmp_path):
+    captions, vocab = setup
+    run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
+    before = {f: (tmp_path / "run" / "entities" / f).read_bytes() for f in FILES}
+    broken = write_vocab(tmp_path, "name: x\nversion: '1'\nentities:\n  car: [oops\n", name="broken.yaml")
+    with pytest.raises(EntityLabelError, match="broken.yaml"):
+        run_extract(captions, broken, tmp_path / "run", nlp=nlp())
+    dup = write_vocab(tmp_path, "version: '1'\nentities:\n  car: {synonyms: [auto]}\n  bus: {synonyms: [auto]}\n",
+                      name="dup.yaml")
+    with pytest.raises(EntityLabelError, match="auto"):
+        run_extract(captions, dup, tmp_path / "run", nlp=nlp())
+    assert {f: (tmp_path / "run" / "entities" / f).read_bytes() for f in FILES} == before
+
+
+def test_long_caption_and_token_soup_do_not_crash(tmp_path, entitylabel_cache):
+    rng = random.Random(0)
+    adjs = ["red", "tall", "old", "wet", "dark", "quiet", "narrow", "busy", "small", "bright", "grey", "wide"]
+    verbs = ["stands", "waits", "rests", "appears", "sits", "shines", "turns", "stops", "moves", "glows"]
+    places = ["corner", "gate", "fence", "wall", "bridge", "crossing", "square", "river", "hill", "tunnel"]
+    sents = [f"A {rng.choice(adjs)} car {rng.choice(verbs)} by the {rng.choice(adjs)} {rng.choice(places)} "
+             f"next to a {rng.choice(adjs)} building on the road." for _ in range(330)]
+    long = " ".join(sents)[:20_000]  # a 20,000-character caption
+    assert len(long) == 20_000 and caption_problem(long) is None
+    rows = [
+        {"pair_id": "a", "source": "s", "caption": long},
+        {"pair_id": "b", "source": "s", "caption": "dog " * 5000},
+        {"pair_id": "c", "source": "s", "caption": "A dog."},
+    ]
+    res = run_extract(write_jsonl(tmp_path / "c.jsonl", rows), write_vocab(tmp_path), tmp_path / "run", nlp=nlp())
+    labels = pd.read_parquet(tmp_path / "run" / "entities" / "labels.parquet")
+    got = {p: list(e) for p, e in zip(labels.pair_id, labels.entities, strict=True)}
+    assert got["a"] == ["car", "road", "building"] and got["c"] == ["dog"]
+    assert res.n_bad == 1 and res.method == "vote_fraction"
+
+
+def test_late_mentions_are_weak_votes(tmp_path, entitylabel_cache):
+    text = "A man walks. The sky is dark. It is night. The road is wet. A bench is also visible."
+    res = run_extract(write_jsonl(tmp_path / "c.jsonl", [{"pair_id": "a", "source": "s", "caption": text}]),
+                      write_vocab(tmp_path), tmp_path / "run", nlp=nlp())
+    ents = pd.read_parquet(tmp_path / "run" / "entities" / "entities.parquet").set_index("entity")
+    assert list(ents.loc["bench", "weak_sources"]) == ["s"] and not ents.loc["bench", "accepted"]
+    assert ents.loc["person", "accepted"] and ents.loc["road", "accepted"]
+    assert res.rejected.get("low_confidence") == 1
+
+
+def test_cli_extract(setup, tmp_path, capsys):
+    from entitylabel.cli import main
+
+    captions, vocab = setup
+    main(["extract", str(captions), "--vocab", str(vocab), "--out", str(tmp_path / "cli"), "--min-support", "1"])
+    assert (tmp_path / "cli" / "entities" / "labels.parquet").is_file()
+    assert "extract" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["extract", str(captions), "--vocab", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    assert not (tmp_path / "x" / "entities").exists()
+    assert pq.read_schema(tmp_path / "cli" / "entities" / "entities.parquet").names[:4] == [
+        "pair_id", "entity", "support", "confidence"]
