@@ -184,8 +184,12 @@ def extract(
         bool, typer.Option(help="Count hedged mentions ('appears to be a dog') as mentions.")
     ] = False,
     late_sentence: Annotated[
-        int, typer.Option(help="Mentions first made in this sentence (0-based) or later are weak votes; 0 = off.")
+        int, typer.Option(help="In long captions, mentions first made in this sentence (0-based) or later are "
+                          "weak votes; 0 = off.")
     ] = 4,
+    late_min_sentences: Annotated[
+        int, typer.Option(help="Sentences a caption needs for --late-sentence to apply.")
+    ] = 6,
     n_process: Annotated[int, typer.Option(help="Worker processes for spaCy parsing.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Captions per parsing batch.")] = 256,
     spacy_model: Annotated[
@@ -200,7 +204,8 @@ def extract(
     with progress_bar() as progress:
         result = run_extract(
             captions, vocab, out_dir, pairs=pairs, min_support=min_support, min_confidence=min_confidence,
-            min_pairs=min_pairs, keep_hedged=keep_hedged, late_sentence=late_sentence, n_process=n_process,
+            min_pairs=min_pairs, keep_hedged=keep_hedged, late_sentence=late_sentence,
+            late_min_sentences=late_min_sentences, n_process=n_process,
             batch_size=batch_size, spacy_model=spacy_model, progress=progress,
         )
     result.print_summary(out)
@@ -333,6 +338,89 @@ def download(
 
 
 # --- train / fuse / evaluate (stage 5) ------------------------------------------------------------
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[str, typer.Argument(help="Released dataset: export folder or hub id.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoint/, loss_curve.png).")],
+    config: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--config", help="Dataset config name (needed when the dataset has several)."),
+    ] = None,
+    max_minutes: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--max-minutes", help="Training time budget; the LR schedule spans it."),
+    ] = None,
+    steps: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--steps", help="Optimizer steps budget (default 2000 when no --max-minutes)."),
+    ] = None,
+    lambda_cls: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--lambda-cls", help="Weight of the entity BCE loss (0 switches the entity task off)."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to train on (all splits when it does not exist).")] = "train",
+    resume: Annotated[bool, typer.Option(help="Resume from RUN_DIR/checkpoint when it exists.")] = True,
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="Any hyper-parameter as KEY=VALUE, e.g. --set patch_size=128 (repeat)."),
+    ] = None,
+) -> None:
+    """Train the compact entity-guided fusion model on a released dataset."""
+    import warnings
+
+    from .fusion.config import FusionConfig, parse_overrides
+    from .fusion.train import train
+    from .progress import progress_bar
+
+    overrides = parse_overrides(set_)
+    if lambda_cls is not None:
+        overrides["lambda_cls"] = lambda_cls
+    cfg = FusionConfig().replace(**overrides) if overrides else None
+    with warnings.catch_warnings(record=True) as caught, progress_bar() as progress:
+        warnings.simplefilter("always")
+        result = train(dataset, out_dir, cfg, dataset_config=config, split=split, max_minutes=max_minutes,
+                       steps=steps, resume=resume, progress=progress)  # fmt: skip
+    if not result.is_main:  # other accelerate processes: the main one reports
+        raise typer.Exit(1 if result.status == "nan" else 0)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    result.print_summary(out)
+    if result.status == "nan":
+        console.print(f"[red]error:[/] {result.message}", highlight=False)
+        raise typer.Exit(1)
+    if result.status == "complete":
+        out.print("nothing to do: the run already reached its budget (raise --steps / --max-minutes to go on)")
+
+
+@app.command("fuse")
+def fuse_cmd(
+    run: Annotated[Path, typer.Argument(help="Training run folder or checkpoint folder.")],
+    inputs: Annotated[
+        list[str], typer.Argument(help="IR and VIS image of one pair, or one manifest / folder / dataset.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for <pair_id>.png and color/<pair_id>.png.")],
+    labels: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Entity names 'a,b' for every pair, or a table (pair_id, entities); default: predicted."),
+    ] = None,
+    config: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--config", help="Dataset config name when INPUT is a released dataset."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+) -> None:
+    """Fuse IR/VIS pairs of any size with a trained model; writes gray and colour PNGs named by pair id."""
+    from .fusion.fuse import fuse
+    from .progress import progress_bar
+
+    with progress_bar() as progress:
+        result = fuse(run, inputs, out_dir, labels, dataset_config=config, device=device, progress=progress)
+    result.print_summary(out)
+    if result.failed:
+        raise typer.Exit(2)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     fused_dir: Annotated[Path, typer.Argument(help="Folder of fused images named <pair_id>.* or <source stem>.*")],

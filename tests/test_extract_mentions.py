@@ -28,7 +28,7 @@ def verdicts(finder, text: str, keep_hedged: bool = False) -> dict[str, set[str]
 NEGATED = [
     ("There are no cars on the road.", "car"),
     ("No pedestrians are visible.", "person"),
-    ("There are no other people or cars in the image.", "car"),
+    ("There are no people or cars in the image.", "car"),
     ("An empty street without any cars.", "car"),
     ("A road without trees or buildings.", "building"),
     ("The man is not wearing a hat.", "hat"),
@@ -85,6 +85,11 @@ def test_hedged_mentions_are_dropped_or_kept_by_flag(finder, text, entity):
     assert verdicts(finder, text, keep_hedged=True).get(entity) == {"kept"}
 
 
+def test_no_other_presupposes_one(finder):
+    got = verdicts(finder, "A surfer rides a wave; there are no other people around, and no cars.")
+    assert got["person"] == {"kept"} and got["car"] == {"negated"}
+
+
 def test_subject_of_a_hedge_is_not_hedged(finder):
     got = verdicts(finder, "The man appears to be waiting for a bus.")
     assert got["person"] == {"kept"}
@@ -114,6 +119,8 @@ def test_modifiers_are_not_entities(finder, text, kept, not_kept):
         ("The lamp posts line the road.", "street lamp"),  # plural multi-word only via lemmas
         ("A stoplight and a streetlight.", "street lamp"),
         ("Men and women walk.", "person"),  # irregular plurals
+        ("1 man on a bicycle riding a wave", "bicycle"),  # tagged ADJ, amod of a gerund: still a noun
+        ("2 slices of bread on a plate with a hat and bench", "bench"),  # conj of a noun
     ],
 )
 def test_multiword_and_plural_forms(finder, text, entity):

@@ -19,7 +19,8 @@ from entitylabel.pairs import PAIRS_SCHEMA
 SOURCES = ("ir:brief:m1", "vis:brief:m1", "vis:detail:m2")
 CAPTIONS = {
     "d-001": ("A man walks a dog on the road.", "A man and his dog on a street.", "A man with a dog near a car."),
-    "d-002": ("Cars on a road at night.", "Two cars and a bus stop.", "There are no people in the image, only cars on the road."),
+    "d-002": ("Cars on a road at night.", "Two cars and a bus stop.",
+              "There are no people in the image, only cars on the road."),
     "d-003": ("A building with trees.", "Trees in front of a house.", "What appears to be a cat near a building."),
     "d-004": ("", "   ", "一辆汽车停在路边。"),
 }
@@ -147,13 +148,16 @@ def test_long_caption_and_token_soup_do_not_crash(tmp_path, entitylabel_cache):
 
 
 def test_late_mentions_are_weak_votes(tmp_path, entitylabel_cache):
-    text = "A man walks. The sky is dark. It is night. The road is wet. A bench is also visible."
-    res = run_extract(write_jsonl(tmp_path / "c.jsonl", [{"pair_id": "a", "source": "s", "caption": text}]),
-                      write_vocab(tmp_path), tmp_path / "run", nlp=nlp())
-    ents = pd.read_parquet(tmp_path / "run" / "entities" / "entities.parquet").set_index("entity")
-    assert list(ents.loc["bench", "weak_sources"]) == ["s"] and not ents.loc["bench", "accepted"]
-    assert ents.loc["person", "accepted"] and ents.loc["road", "accepted"]
+    text = "A man walks. The sky is dark. It is night. The road is wet. A bench is also visible. It rains."
+    short = "A man walks. The sky is dark. It is night. The road is wet. A bench is also visible."
+    rows = [{"pair_id": "a", "source": "s", "caption": text}, {"pair_id": "b", "source": "s", "caption": short}]
+    res = run_extract(write_jsonl(tmp_path / "c.jsonl", rows), write_vocab(tmp_path), tmp_path / "run", nlp=nlp())
+    ents = pd.read_parquet(tmp_path / "run" / "entities" / "entities.parquet").set_index(["pair_id", "entity"])
+    assert list(ents.loc[("a", "bench"), "weak_sources"]) == ["s"] and not ents.loc[("a", "bench"), "accepted"]
+    assert ents.loc[("a", "person"), "accepted"] and ents.loc[("a", "road"), "accepted"]
     assert res.rejected.get("low_confidence") == 1
+    # a caption of five sentences is not long: its fifth sentence is an ordinary mention
+    assert list(ents.loc[("b", "bench"), "weak_sources"]) == [] and ents.loc[("b", "bench"), "accepted"]
 
 
 def test_cli_extract(setup, tmp_path, capsys):
@@ -169,3 +173,11 @@ def test_cli_extract(setup, tmp_path, capsys):
     assert not (tmp_path / "x" / "entities").exists()
     assert pq.read_schema(tmp_path / "cli" / "entities" / "entities.parquet").names[:4] == [
         "pair_id", "entity", "support", "confidence"]
+
+
+def test_two_worker_processes_give_the_same_bytes(setup, tmp_path):
+    captions, vocab = setup
+    run_extract(captions, vocab, tmp_path / "one", nlp=nlp(), batch_size=2)
+    run_extract(captions, vocab, tmp_path / "two", nlp=nlp(), batch_size=2, n_process=2)
+    for f in FILES:
+        assert (tmp_path / "one" / "entities" / f).read_bytes() == (tmp_path / "two" / "entities" / f).read_bytes(), f

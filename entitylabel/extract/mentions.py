@@ -2,11 +2,13 @@
 
 1. Multi-word vocabulary forms ("traffic light", "hot dog", "lamp-post") and multi-word meta nouns
    ("infrared view") are matched as units by two spaCy PhraseMatchers, one on LOWER and one on LEMMA
-   ("stop signs" -> "stop sign"). Overlaps keep the longest, leftmost span.
+   ("stop signs" -> "stop sign"). Overlaps keep the longest, leftmost span. (spaCy keeps capitals in
+   proper-noun lemmas; such spans are still found by the LOWER matcher when written as listed.)
 2. Every other noun is a candidate when it is the head of its phrase. A noun that modifies a noun to its
    right (dependency `compound`, `nmod` or `amod`) is a modifier, not an entity: "car headlights" gives
    headlights, not car. A vocabulary match used as a modifier ("traffic light pole") is reported as
-   `modifier`. Nouns the tagger got wrong ("skis" tagged VERB) still count when their dependency is nominal.
+   `modifier`. Nouns the tagger got wrong ("skis" tagged VERB) still count when their dependency is nominal
+   and they are vocabulary forms.
 3. Each candidate is looked up by its lowercase form, then by its lemma: an entity, a meta noun, or neither.
 
 The result per candidate is a `Candidate` with flags; the filters (filters.py) decide keep/drop.
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from spacy.attrs import DEP, LOWER, POS, SENT_START
 from spacy.matcher import PhraseMatcher
 from spacy.util import filter_spans
 
@@ -24,6 +28,7 @@ from .vocab import Vocabulary
 
 _NOUN_POS = frozenset({"NOUN", "PROPN"})
 _NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "appos", "oprd", "dative"})
+_MISTAG_DEPS = _NOMINAL_DEPS | {"conj", "amod"}
 _MODIFIER_DEPS = frozenset({"compound", "nmod", "amod"})
 _ENTITY, _META = "ENTITY", "META"
 
@@ -52,38 +57,51 @@ class MentionFinder:
         self.lemma = PhraseMatcher(nlp.vocab, attr="LEMMA")
         self._add(nlp, _ENTITY, vocab.multiword_forms)
         self._add(nlp, _META, vocab.multiword_meta)
+        self._cache: dict[tuple[str, str], tuple[str | None, bool]] = {}
+        strings = nlp.vocab.strings
+        self._noun_pos = np.array([strings.add(p) for p in sorted(_NOUN_POS)], dtype=np.uint64)
+        self._nominal_deps = np.array([strings.add(d) for d in sorted(_MISTAG_DEPS)], dtype=np.uint64)
 
     def _add(self, nlp, label: str, forms: list[str]) -> None:
         if not forms:
             return
         self.lower.add(label, [nlp.make_doc(f) for f in forms])
-        # Lemma patterns need the tagger + lemmatizer; lemmas are lowercased so match on lowercase text.
-        self.lemma.add(label, [_LemmaView.of(d) for d in nlp.pipe(forms)])
+        # Lemma patterns need the tagger + lemmatizer, so the forms go through the pipeline.
+        self.lemma.add(label, list(nlp.pipe(forms)))
 
-    def _lookup(self, *forms: str) -> tuple[str | None, bool]:
-        for f in forms:
-            ent = self.vocab.lookup(f)
-            if ent is not None:
-                return ent, False
-        return None, any(self.vocab.is_meta(f) for f in forms)
+    def _lookup(self, phrase: str, lemma: str) -> tuple[str | None, bool]:
+        key = (phrase, lemma)
+        hit = self._cache.get(key)
+        if hit is None:
+            entity = self.vocab.lookup(phrase) or self.vocab.lookup(lemma)
+            meta = entity is None and (self.vocab.is_meta(phrase) or self.vocab.is_meta(lemma))
+            hit = self._cache[key] = (entity, meta)
+        return hit
 
     def candidates(self, doc) -> list[Candidate]:
-        negated, hedged = polarity_scopes(doc)
-        sent_of = _sentence_index(doc)
-        spans = [doc[s:e] for _, s, e in self.lower(doc)] + [doc[s:e] for _, s, e in self._lemma_matches(doc)]
-        spans = filter_spans(spans)
+        if not len(doc):
+            return []
+        arr = doc.to_array([LOWER, POS, DEP, SENT_START])
+        negated, hedged = polarity_scopes(doc, arr[:, 0])
+        sent_of = np.maximum(np.cumsum(arr[:, 3].astype(np.int64) == 1) - 1, 0)
+        spans = [doc[s:e] for _, s, e in self.lower(doc)]
+        if len(self.lemma):
+            spans += [doc[s:e] for _, s, e in self.lemma(doc)]
         covered: set[int] = set()
         out: list[Candidate] = []
-        for span in spans:
+        for span in filter_spans(spans) if spans else []:
             covered.update(range(span.start, span.end))
             root = span[-1]  # English compounds are head-final: "traffic light" -> light
             phrase = span.text.lower()
             lemma = " ".join(t.lemma_.lower() for t in span)
             entity, meta = self._lookup(phrase, lemma)
-            out.append(self._make(phrase, lemma, entity, meta, root, negated, hedged, sent_of))
-        for tok in doc:
-            if tok.i in covered:
+            out.append(_make(phrase, lemma, entity, meta, root, negated, hedged, sent_of))
+        # Only tokens that may be nominal become Token objects (creating them is the costly part).
+        maybe = np.nonzero(np.isin(arr[:, 1], self._noun_pos) | np.isin(arr[:, 2], self._nominal_deps))[0]
+        for i in maybe.tolist():
+            if i in covered:
                 continue
+            tok = doc[i]
             noun = _is_noun(tok)
             if not noun and not _is_mistagged_noun(tok):
                 continue
@@ -92,37 +110,22 @@ class MentionFinder:
             entity, meta = self._lookup(phrase, lemma)
             if not noun and entity is None:
                 continue
-            out.append(self._make(phrase, lemma, entity, meta, tok, negated, hedged, sent_of))
+            out.append(_make(phrase, lemma, entity, meta, tok, negated, hedged, sent_of))
         return out
 
-    def _lemma_matches(self, doc):
-        # A lemma PhraseMatcher compares the LEMMA attribute: lowercase it on a copy of the ids.
-        return self.lemma(_LemmaView.of(doc)) if len(self.lemma) else []
 
-    @staticmethod
-    def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of) -> Candidate:
-        return Candidate(
-            phrase=phrase,
-            lemma=lemma,
-            entity=entity,
-            meta=meta,
-            modifier=_is_modifier(head),
-            negated=head.i in negated,
-            hedged=head.i in hedged,
-            sentence=sent_of[head.i],
-            token=head.i,
-        )
-
-
-def _sentence_index(doc) -> list[int]:
-    """Sentence number of every token (from the parser's sentence boundaries)."""
-    out = [0] * len(doc)
-    k = -1
-    for tok in doc:
-        if tok.is_sent_start or k < 0:
-            k += 1
-        out[tok.i] = k
-    return out
+def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of) -> Candidate:
+    return Candidate(
+        phrase=phrase,
+        lemma=lemma,
+        entity=entity,
+        meta=meta,
+        modifier=_is_modifier(head),
+        negated=head.i in negated,
+        hedged=head.i in hedged,
+        sentence=int(sent_of[head.i]),
+        token=head.i,
+    )
 
 
 def _is_noun(tok) -> bool:
@@ -130,28 +133,17 @@ def _is_noun(tok) -> bool:
 
 
 def _is_mistagged_noun(tok) -> bool:
-    """A vocabulary word the tagger called a verb/adjective but the parser uses as a noun ("holding skis")."""
-    return tok.dep_ in _NOMINAL_DEPS and tok.pos_ in ("VERB", "ADJ", "X") and tok.is_alpha
+    """A word the tagger called a verb/adjective where the parse says noun: "holding skis" (dobj), "a knife
+    and fork" (conj of a noun), "a surfboard riding" (amod of a non-noun). Only vocabulary forms count."""
+    if tok.pos_ not in ("VERB", "ADJ", "X") or not tok.is_alpha:
+        return False
+    dep = tok.dep_
+    if dep in _NOMINAL_DEPS:
+        return True
+    head_pos = tok.head.pos_
+    return (dep == "conj" and head_pos in _NOUN_POS) or (dep == "amod" and head_pos not in _NOUN_POS)
 
 
 def _is_modifier(tok) -> bool:
     head = tok.head
-    return tok.dep_ in _MODIFIER_DEPS and head is not tok and head.i > tok.i and head.pos_ in _NOUN_POS
-
-
-class _LemmaView:
-    """A Doc whose LEMMA attribute is lowercased (spaCy keeps "I" / proper-noun lemmas capitalised)."""
-
-    @staticmethod
-    def of(doc):
-        if all(t.lemma_ == t.lemma_.lower() for t in doc):
-            return doc
-        from spacy.attrs import LEMMA
-        from spacy.tokens import Doc
-
-        copy = Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-        arr = doc.to_array([LEMMA])
-        for i, t in enumerate(doc):
-            arr[i] = doc.vocab.strings.add(t.lemma_.lower())
-        copy.from_array([LEMMA], arr.reshape(-1, 1))
-        return copy
+    return tok.dep_ in _MODIFIER_DEPS and head.i > tok.i and head.pos_ in _NOUN_POS

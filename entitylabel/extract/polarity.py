@@ -6,7 +6,8 @@ groups: a noun plus the nouns coordinated with it ("no cars or people" negates b
 prepositional phrase hanging off it ("no people on the street" does not negate the street).
 
 Negation / absence cues
-- determiner "no" on a noun: "no cars", "there are no people", "with no one around";
+- determiner "no" on a noun: "no cars", "there are no people", "with no one around"; but not "no other
+  people" / "no additional cars", which deny further instances and presuppose one;
 - "not"/"n't"/"never" on a verb: its objects and attributes ("does not have any windows", "there isn't a
   car"); its subject too when the predicate is about presence or visibility ("the dog is not visible",
   "a car cannot be seen"); "not" on a noun phrase: "not a single car";
@@ -141,6 +142,11 @@ def _noun_of(tok):
     return None
 
 
+def _presupposes(noun) -> bool:
+    """"no other people" denies further people and presupposes one: the noun is not negated."""
+    return any(c.lower_ in ("other", "additional", "further", "more") for c in noun.children if c.i < noun.i)
+
+
 def negation_scope(doc) -> set[int]:
     """Indices of tokens whose presence the text denies."""
     neg: set[int] = set()
@@ -153,7 +159,7 @@ def negation_scope(doc) -> set[int]:
         lemma = tok.lemma_.lower()
         if low == "no" and tok.dep_ in ("det", "neg", "amod", "advmod", "quantmod"):
             noun = _noun_of(tok)
-            if noun is not None:
+            if noun is not None and not _presupposes(noun):
                 add(nominal_group(noun))
         elif low in NEG_WORDS and tok.dep_ in ("neg", "advmod", "preconj", "det"):
             head = tok.head
@@ -232,8 +238,22 @@ def hedge_scope(doc) -> set[int]:
     return hedged
 
 
-def polarity_scopes(doc) -> tuple[set[int], set[int]]:
-    """(negated token indices, hedged token indices); both empty when the text has no cue word."""
-    if not has_cue(t.lower_ for t in doc):
-        return set(), set()
+_CUE_IDS: dict[int, frozenset[int]] = {}  # per spaCy StringStore: hashes of the cue words
+
+
+def polarity_scopes(doc, lower_ids=None) -> tuple[set[int], set[int]]:
+    """(negated token indices, hedged token indices); both empty when the text has no cue word.
+
+    `lower_ids`: the doc's LOWER attribute array when the caller has it (saves creating Token objects).
+    """
+    if lower_ids is None:
+        if not has_cue(t.lower_ for t in doc):
+            return set(), set()
+    else:
+        strings = doc.vocab.strings
+        cues = _CUE_IDS.get(id(strings))
+        if cues is None:
+            cues = _CUE_IDS[id(strings)] = frozenset(strings.add(w) for w in _CUE_LOWERS)
+        if cues.isdisjoint(lower_ids.tolist()):
+            return set(), set()
     return negation_scope(doc), hedge_scope(doc)

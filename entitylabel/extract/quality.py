@@ -6,8 +6,9 @@
 - `non_english`: mostly non-Latin letters, or a Latin-script text whose function words are French, German,
   Spanish, Italian, Portuguese or Dutch rather than English;
 - `token_soup`: no letters at all, heavy repetition ("dog dog dog ...", or a generation stuck in a loop:
-  the text compresses 10x), or mostly vowel-less / symbol-mixed tokens ("xq7 ##b zzkt"). A plain keyword list ("car, tree, road, person") is NOT soup: it is a fine
-  caption and goes through. The checks are cheap heuristics on the first `_SAMPLE` characters.
+  the text compresses 10x), or mostly vowel-less / symbol-mixed tokens ("xq7 ##b zzkt").
+  A plain keyword list ("car, tree, road, person") is NOT soup: it is a fine caption and goes through.
+  The checks are cheap heuristics on the first `_SAMPLE` characters.
 `chunks(text)` splits text longer than `max_chars` at sentence ends (else at spaces), so a 20,000-character
 caption is parsed as several ordinary documents instead of one huge one.
 """

@@ -10,7 +10,8 @@ captions, so it does not grow with the number of captions per pair.
 Files written into `<out_dir>/entities/` (built under a temporary name and swapped in whole, so a failed
 run never damages an earlier result); all but the log are byte-identical for the same input and settings:
 - entities.parquet: every candidate (pair_id, entity) with support (number of sources mentioning it),
-  confidence, accepted (it is a label), sources and mentions (surface phrases), sorted by pair_id, entity;
+  confidence, accepted (it is a label), sources, weak_sources (those whose only mentions are late in a long
+  caption) and mentions (surface phrases), sorted by pair_id, entity;
 - labels.parquet: pair_id, entities (in label-space order), n_sources; one row per pair (every manifest pair
   when `pairs` is given, else every pair with at least one usable caption), sorted by pair_id;
 - label_space.json: names in vocabulary file order (so one vocabulary gives the same order on every dataset;
@@ -60,7 +61,11 @@ ENTITIES_SCHEMA = pa.schema(
 LABELS_SCHEMA = pa.schema(
     [("pair_id", pa.string()), ("entities", pa.list_(pa.string())), ("n_sources", pa.int32())]
 )
-LATE_SENTENCE = 4  # mentions first made in the 5th sentence or later are weak votes (see run_extract)
+# A mention first made in sentence LATE_SENTENCE (0-based) or later of a caption with at least LATE_MIN_SENTENCES
+# sentences is a weak vote: the tail of a long VLM description is where it hallucinates (on the COCO benchmark
+# 92% of first-sentence mentions are right, 26% of those from the 5th sentence on).
+LATE_SENTENCE = 4
+LATE_MIN_SENTENCES = 6
 # one mention as sent back by a worker: (phrase, lemma, entity or None, drop reason or None, sentence index)
 MentionTuple = tuple[str, str, "str | None", "str | None", int]
 
@@ -109,7 +114,8 @@ class _Parser:
         self.filters = default_filters(keep_hedged)
         self.batch_size = batch_size
 
-    def parse(self, texts: list[str]) -> list[list[MentionTuple]]:
+    def parse(self, texts: list[str]) -> list[tuple[list[MentionTuple], int]]:
+        """Per text: its mentions and its number of sentences."""
         pieces: list[str] = []
         owner: list[int] = []
         for k, text in enumerate(texts):
@@ -122,7 +128,7 @@ class _Parser:
             for c in self.finder.candidates(doc):
                 out[k].append((c.phrase, c.lemma, c.entity, apply_filters(c, self.filters), offset[k] + c.sentence))
             offset[k] += sum(1 for _ in doc.sents)
-        return out
+        return list(zip(out, offset, strict=True))
 
 
 _WORKER: _Parser | None = None
@@ -133,14 +139,14 @@ def _worker_init(vocab: Vocabulary, spacy_model: str | None, keep_hedged: bool, 
     _WORKER = _Parser(vocab, spacy_model, keep_hedged, batch_size)
 
 
-def _worker_parse(texts: list[str]) -> list[list[MentionTuple]]:
+def _worker_parse(texts: list[str]) -> list[tuple[list[MentionTuple], int]]:
     assert _WORKER is not None
     return _WORKER.parse(texts)
 
 
 def _parse_stream(
     batches: Iterator[tuple[list[CaptionRow], list[str]]], parser: _Parser, n_process: int, init_args: tuple
-) -> Iterator[tuple[list[CaptionRow], list[list[MentionTuple]]]]:
+) -> Iterator[tuple[list[CaptionRow], list[tuple[list[MentionTuple], int]]]]:
     """Parse batches in order, in this process or in a pool with a bounded number of batches in flight."""
     if n_process <= 1:
         for rows, texts in batches:
@@ -182,6 +188,7 @@ def run_extract(
     min_pairs: int = 1,
     keep_hedged: bool = False,
     late_sentence: int = LATE_SENTENCE,
+    late_min_sentences: int = LATE_MIN_SENTENCES,
     n_process: int = 1,
     batch_size: int = 256,
     spacy_model: str | None = None,
@@ -193,6 +200,10 @@ def run_extract(
     `vocab`: a YAML path, a shipped name ("ivif", "coco80") or a loaded `Vocabulary`.
     `pairs`: optional pair manifest (path or `PairManifest`); captions of other pairs are reported, not used.
     `nlp`: an already loaded spaCy pipeline to reuse (tests); otherwise `spacy_model` or the default.
+    `min_support`: sources that must mention an entity; `min_confidence`: denoised confidence needed;
+    `min_pairs`: positive pairs an entity needs to stay in the label space; `keep_hedged`: hedged mentions
+    count; `late_sentence` / `late_min_sentences`: in a caption of at least `late_min_sentences` sentences, a
+    mention first made in sentence `late_sentence` (0-based) or later is a weak vote (0 turns this off).
     Everything is validated (vocabulary, manifest, captions path, spaCy model) before anything is written.
     """
     t0 = time.perf_counter()
@@ -241,13 +252,14 @@ def run_extract(
                 progress.update(task, advance=len(batch))
 
     for rows, mentions in _parse_stream(prepared(), parser, n_process, init_args):
-        for row, ms in zip(rows, mentions, strict=True):
+        for row, (ms, n_sents) in zip(rows, mentions, strict=True):
+            long_caption = bool(late_sentence) and n_sents >= late_min_sentences
             counts["parsed"] += 1
             pair_sources.setdefault(row.pair_id, set()).add(row.source)
             for phrase, lemma, entity, reason, sentence in ms:
                 if reason is None:
                     key = (row.pair_id, entity)
-                    strength = 1 if late_sentence and sentence >= late_sentence else 2
+                    strength = 1 if long_caption and sentence >= late_sentence else 2
                     voters = votes.setdefault(key, {})
                     voters[row.source] = max(voters.get(row.source, 0), strength)
                     phrases.setdefault(key, set()).add(phrase)
@@ -321,6 +333,7 @@ def run_extract(
             "min_pairs": min_pairs,
             "keep_hedged": keep_hedged,
             "late_sentence": late_sentence,
+            "late_min_sentences": late_min_sentences,
             "spacy_model": f"{parser.nlp.meta.get('name', '?')}-{parser.nlp.meta.get('version', '?')}",
             "vocab": {"name": voc.name, "version": voc.version, "sha256": voc.sha256},
             "captions": [f.name for f in files],

@@ -37,7 +37,7 @@ class FusionConfig:
 
     # losses (all on 0..1 images)
     w_intensity: float = 1.0  # L1(F, max(IR, VIS))
-    w_gradient: float = 10.0  # L1(|Sobel F|, max(|Sobel IR|, |Sobel VIS|))
+    w_gradient: float = 20.0  # L1(|Sobel F|, max(|Sobel IR|, |Sobel VIS|))
     w_ssim: float = 1.0  # (1 - SSIM(F, IR)) + (1 - SSIM(F, VIS)), halved
     lambda_cls: float = 0.1  # BCE on the entity labels (0 switches the entity task off)
 

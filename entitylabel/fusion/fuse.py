@@ -79,6 +79,7 @@ def _dataset_pairs(ds: Any, names: list[str], split: str | None) -> Iterator[Pai
     for part in parts.values():
         space = label_space(part)
         for i in range(len(part)):
+
             def load(part: Any = part, i: int = i) -> tuple[Image.Image, Image.Image]:
                 row = part[i]
                 return row["ir"], row["vis"]
@@ -110,7 +111,9 @@ def _collect(inputs: list[Path | str], model_space: list[str], config: str | Non
         ir, vis = Path(inputs[0]), Path(inputs[1])
         return [Pair(safe_name(ir.stem), _open_pair(ir, vis))]
     if len(inputs) != 1:
-        raise EntityLabelError(f"expected one input (manifest, folder, dataset) or two images (IR VIS), got {len(inputs)}")
+        raise EntityLabelError(
+            f"expected one input (manifest, folder, dataset) or two images (IR VIS), got {len(inputs)}"
+        )
     src = inputs[0]
     p = Path(str(src)).expanduser()
     if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:

@@ -43,6 +43,7 @@ class TrainResult:
     patches_per_s: float = 0.0
     last_loss: dict[str, float] = field(default_factory=dict)
     message: str = ""
+    is_main: bool = True  # False in the other processes of a multi-process (accelerate) run
 
     def print_summary(self, console: Any) -> None:
         mode = "fusion only" if self.fusion_only else f"fusion + {len(self.labels)} entity labels"
@@ -64,7 +65,7 @@ def lr_at(cfg: FusionConfig, step: int, frac: float) -> float:
 
 
 def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
-    """Total loss and its weighted-free parts against the step, log scale (matplotlib Agg, no display)."""
+    """Total loss and its unweighted parts against the step, log scale (matplotlib Agg, no display)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -75,10 +76,11 @@ def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     for key in ("loss", "intensity", "gradient", "ssim", "cls"):
         vals = [h.get(key) for h in history]
         if any(v is not None and v > 0 for v in vals):
-            ax.plot(steps, [v if v is not None else float("nan") for v in vals], label=key, lw=1.2)
+            ys = [v if v is not None else float("nan") for v in vals]
+            ax.plot(steps, ys, label=key, lw=1.2, marker="." if len(steps) < 30 else None)
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (parts unweighted)")
     ax.grid(True, which="both", alpha=0.3)
     if history:
         ax.legend(loc="upper right")
@@ -101,9 +103,7 @@ def _resolve_config(
                 hint="train into a new --out folder",
             )
         if config is not None:
-            differ = [
-                k for k, v in config.to_dict().items() if k != "labels" and stored.to_dict().get(k) != v
-            ]
+            differ = [k for k, v in config.to_dict().items() if k != "labels" and stored.to_dict().get(k) != v]
             if differ:
                 import warnings
 
@@ -200,7 +200,9 @@ def train(
     last_save_t, last_save_step = t0, state.step
     window: list[dict[str, float]] = []
     total = steps if steps else int(budget_s or 0)
-    task = progress.add_task("train", total=total, completed=state.step if steps else int(elapsed0)) if progress else None
+    task = (
+        progress.add_task("train", total=total, completed=state.step if steps else int(elapsed0)) if progress else None
+    )
     if fraction(state.step, elapsed0) >= 1.0:
         status = "complete"
     while status == "done":
@@ -222,8 +224,11 @@ def train(
             bad = agreed(norm is not None and not math.isfinite(float(norm)))
         if bad:
             status = "nan"
-            kept = f"the last good checkpoint (step {last_save_step}) is kept in {last_ckpt}" if last_ckpt else (
-                "no checkpoint had been written yet")
+            kept = (
+                f"the last good checkpoint (step {last_save_step}) is kept in {last_ckpt}"
+                if last_ckpt
+                else ("no checkpoint had been written yet")
+            )
             message = f"loss became {float(loss.detach())} at step {state.step + 1}; training stopped; {kept}"
             break
         opt.step()
@@ -237,7 +242,9 @@ def train(
             progress.update(task, completed=state.step if steps else int(state.elapsed_s),
                             description=f"train loss {float(loss.detach()):.4f}")  # fmt: skip
         now = time.monotonic()
-        if agreed(now - last_save_t >= cfg.checkpoint_minutes * 60 or state.step - last_save_step >= cfg.checkpoint_steps):
+        if agreed(
+            now - last_save_t >= cfg.checkpoint_minutes * 60 or state.step - last_save_step >= cfg.checkpoint_steps
+        ):
             last_ckpt = checkpoint()
             last_save_t, last_save_step = time.monotonic(), state.step
     if status == "done":
@@ -259,4 +266,5 @@ def train(
         patches_per_s=done_steps * cfg.batch_size / run_time if done_steps and run_time > 0 else 0.0,
         last_loss=state.history[-1] if state.history else {},
         message=message,
+        is_main=main,
     )

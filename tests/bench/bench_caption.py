@@ -57,9 +57,10 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=24)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--hidden", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: steadier on a shared box)")
     ap.add_argument("--image-size", type=int, default=64)
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -67,6 +68,7 @@ def main() -> int:
         return 0
 
     import pandas as pd
+    import torch
     from tiny_vlms import tiny_vlm
 
     from entitylabel.caption import load_captioner, run_caption
@@ -75,6 +77,7 @@ def main() -> int:
     from entitylabel.io import write_parquet
     from entitylabel.pairs import PAIRS_SCHEMA, ROOT_KEY, load_pairs
 
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench-caption-"))
     model_dir = tiny_vlm("llava", work, hidden=args.hidden, layers=args.layers, image_size=args.image_size)
     run_discover(DATA, work / "all")
@@ -100,7 +103,7 @@ def main() -> int:
             work / "captions",
             captioner=captioner,
             batch_size=args.batch_size,
-            shard_size=max(1, n // 2),
+            shard_size=2 * args.batch_size,  # a multiple of the batch size, as the defaults (128, 8) are
             force=True,
         )
         return n / (time.perf_counter() - t)
@@ -119,7 +122,8 @@ def main() -> int:
     b, s = statistics.median(rates["bare"]), statistics.median(rates["stage"])
     print(
         f"model: tiny LLaVA hidden={args.hidden} layers={args.layers} image={args.image_size}px, "
-        f"{args.max_new_tokens} new tokens, batch {args.batch_size}, {n} pairs x 2 modalities, CPU"
+        f"{args.max_new_tokens} new tokens, batch {args.batch_size}, {n} pairs x 2 modalities, "
+        f"CPU, {args.threads} torch thread(s)"
     )
     print(f"bare loop : {b:7.2f} pairs/s  (runs: {', '.join(f'{x:.2f}' for x in rates['bare'])})")
     print(f"stage     : {s:7.2f} pairs/s  (runs: {', '.join(f'{x:.2f}' for x in rates['stage'])})")

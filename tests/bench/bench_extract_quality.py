@@ -227,8 +227,11 @@ def main() -> int:
     hits = [e in gold[p] for p, e in zip(ents.pair_id, ents.entity, strict=True)]
     n_gold = sum(len(x) for x in g)
     ap_val, precs, recs = average_precision(list(ents.confidence), hits, n_gold)
+    votes = [len(s) + 0.5 * (len(s) - len(w)) for s, w in zip(ents.sources, ents.weak_sources, strict=True)]
+    ap_vote, vprecs, vrecs = average_precision(votes, hits, n_gold)
     print(f"\n3. PR curve over the confidence threshold: average precision {ap_val:.3f} "
-          f"(recall relative to all {n_gold} gold objects; max recall {recs[-1]:.3f})")
+          f"(plain vote count: {ap_vote:.3f}; recall relative to all {n_gold} gold objects; "
+          f"max recall {recs[-1]:.3f})")
     import numpy as np
 
     conf = ents.confidence.to_numpy()
@@ -256,6 +259,7 @@ def main() -> int:
 
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
     ax.plot(recs, precs, lw=1.5, label=f"Dawid-Skene confidence (AP {ap_val:.3f})")
+    ax.plot(vrecs, vprecs, lw=1.0, ls="--", color="grey", label=f"plain vote count (AP {ap_vote:.3f})")
     ax.scatter([d[1]], [d[0]], color="C3", zorder=3, label=f"threshold {args.min_confidence}")
     ax.set_xlabel("recall (vs CHAIR gold)")
     ax.set_ylabel("precision")

@@ -85,7 +85,9 @@ def build_dataset(root: Path, work: Path, labels: Path | None):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=15.0, help="training time per model (at most 15 for the bar)")
-    ap.add_argument("--labels", type=Path, help="real RoadScene entity labels: extract folder or pair_id/entities table")
+    ap.add_argument(
+        "--labels", type=Path, help="real RoadScene entity labels: extract folder or pair_id/entities table"
+    )
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_fusion_quality")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="hyper-parameter override")
