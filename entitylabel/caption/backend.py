@@ -14,6 +14,7 @@ checkpoint's generation config asks for is switched off, and the settings used a
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -336,7 +337,7 @@ def _load(source: ModelSource, revision: str | None, dtype: torch.dtype, trust_r
     kw = {"revision": revision, "local_files_only": source.local_files_only, "trust_remote_code": trust_remote_code}
     try:
         config = AutoConfig.from_pretrained(source.ref, **kw)  # first: it says clearly when code must run
-        processor = AutoProcessor.from_pretrained(source.ref, **kw)
+        processor = _load_processor(AutoProcessor, source, kw)
         vlm = AutoModelForImageTextToText.from_pretrained(source.ref, config=config, dtype=dtype, **kw)
     except (OSError, ValueError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -349,10 +350,25 @@ def _load(source: ModelSource, revision: str | None, dtype: torch.dtype, trust_r
             raise EntityLabelError(
                 f"model {source.name!r} is not an image-text-to-text model transformers can load ({msg})"
             ) from None
-        raise EntityLabelError(f"cannot load model {source.name!r}: {msg}", hint=_hint(source)) from None
+        hint = _hint(source)
+        if "video processor" in msg.lower() and importlib.util.find_spec("torchvision") is None:
+            hint = "this model's processor needs torchvision: pip install torchvision (matching your torch)"
+        raise EntityLabelError(f"cannot load model {source.name!r}: {msg}", hint=hint) from None
     if not hasattr(processor, "image_processor"):
         raise EntityLabelError(f"model {source.name!r} has no image processor: not a vision-language model")
     return processor, vlm
+
+
+def _load_processor(auto: Any, source: ModelSource, kw: dict[str, Any]) -> Any:
+    """AutoProcessor; processors with a video half (Qwen2-VL, SmolVLM) fail obscurely without torchvision."""
+    try:
+        return auto.from_pretrained(source.ref, **kw)
+    except (ImportError, AttributeError) as e:
+        missing = [m for m in ("torchvision", "num2words") if importlib.util.find_spec(m) is None]
+        raise EntityLabelError(
+            f"cannot build the processor of model {source.name!r} ({type(e).__name__}: {str(e).splitlines()[0]})",
+            hint=f"pip install {' '.join(missing)} (matching your torch)" if missing else None,
+        ) from None
 
 
 def _hint(source: ModelSource) -> str | None:
