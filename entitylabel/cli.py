@@ -87,7 +87,7 @@ def caption(
             "--model",
             "-m",
             help="VLM: Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct on a GPU, "
-            "HuggingFaceTB/SmolVLM-256M-Instruct on a CPU).",
+            "Salesforce/blip-image-captioning-large on a CPU).",
         ),
     ] = None,
     out_dir: Annotated[

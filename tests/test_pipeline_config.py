@@ -111,7 +111,7 @@ def test_shipped_pipelines_load(tmp_path, name):
     assert cfg.name == name and cfg.extract.vocab == REPO / "vocab" / "ivif.yaml"
     assert cfg.run_dir == REPO / "outputs" / name
     model = cfg.caption.model
-    assert model == ("HuggingFaceTB/SmolVLM-256M-Instruct" if name == "demo" else "Qwen/Qwen2.5-VL-7B-Instruct")
+    assert model == ("Salesforce/blip-image-captioning-large" if name == "demo" else "Qwen/Qwen2.5-VL-7B-Instruct")
 
 
 def test_dataset_pipelines_need_data(tmp_path):

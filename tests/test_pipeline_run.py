@@ -167,7 +167,8 @@ def test_demo_offline_uses_labelled_sample_captions(tmp_path, capsys, monkeypatc
     caps = list((tmp_path / "demo" / "captions").glob("shard-*.parquet"))
     import pandas as pd
 
-    assert set(pd.concat(pd.read_parquet(c) for c in caps)["source"]) == {"external:synthetic-sample"}
+    sources = set(pd.concat(pd.read_parquet(c) for c in caps)["source"])
+    assert sources == {"external:synthetic-sample:ir", "external:synthetic-sample:vis"}
 
 
 def test_vlm_captions_with_tiny_random_model(tmp_path, tiny_blip):  # noqa: F811 - the fixture

@@ -6,7 +6,9 @@ and a key: `pair_id`, or an image file name / relative path (`image`, `file_name
 in only one modality, also tells the modality; an optional `modality` column says it outright. Optional
 `model`, `prompt_id` and `prompt` columns are carried into the provenance.
 
-Rows become `shard-external-<name>-NNNNN.parquet` with source `external:<name>`. Rows that match no pair,
+Rows become `shard-external-<name>-NNNNN.parquet` with source `external:<name>:<modality>` (plain
+`external:<name>` when the modality is unknown): the IR and VIS captions of one file are two sources, so the
+extract stage can count them as two votes, as it does for a VLM's two modalities. Rows that match no pair,
 match several, or have no caption are not dropped silently: they go to `external-<name>.problems.parquet`
 and are counted in `external-<name>.json`.
 """
@@ -168,7 +170,7 @@ def import_external(
         rows.append(
             {
                 "pair_id": pid,
-                "source": source,
+                "source": f"{source}:{mod}" if mod else source,
                 "modality": mod,
                 "caption": caption_s,
                 "model": _text(get["model"][i]),
