@@ -1,18 +1,29 @@
-"""Stage 2, caption: batched, resumable, sharded VLM captioning of both modalities (and external captions)."""
+"""Stage 2, caption: batched, resumable, sharded VLM captioning of both modalities (and external captions).
 
-from .backend import Caption, Captioner, load_captioner
-from .external import ExternalResult, import_external
-from .prompts import Prompt, resolve_prompts
-from .stage import CaptionResult, run_caption
+The names below load lazily, so reading the caption contract (`caption.shards.CAPTION_SCHEMA`) from another
+stage does not import torch and transformers.
+"""
 
-__all__ = [
-    "Caption",
-    "CaptionResult",
-    "Captioner",
-    "ExternalResult",
-    "Prompt",
-    "import_external",
-    "load_captioner",
-    "resolve_prompts",
-    "run_caption",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Caption": "backend",
+    "Captioner": "backend",
+    "load_captioner": "backend",
+    "ExternalResult": "external",
+    "import_external": "external",
+    "Prompt": "prompts",
+    "resolve_prompts": "prompts",
+    "CaptionResult": "stage",
+    "run_caption": "stage",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

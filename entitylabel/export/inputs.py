@@ -16,24 +16,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..caption.shards import CAPTION_SCHEMA
 from ..errors import EntityLabelError
 
-CAPTIONS_SCHEMA = pa.schema(
-    [
-        ("pair_id", pa.string()),
-        ("source", pa.string()),
-        ("modality", pa.string()),
-        ("caption", pa.string()),
-        ("model", pa.string()),
-        ("model_revision", pa.string()),
-        ("prompt_id", pa.string()),
-        ("prompt_sha256", pa.string()),
-        ("decoding", pa.string()),
-        ("n_tokens", pa.int32()),
-        ("truncated", pa.bool_()),
-        ("error", pa.string()),
-    ]
-)
+CAPTIONS_SCHEMA = CAPTION_SCHEMA  # the caption stage owns the contract
 MODALITIES = ("ir", "vis")
 
 
