@@ -144,6 +144,18 @@ def _worker_parse(texts: list[str]) -> list[tuple[list[MentionTuple], int]]:
     return _WORKER.parse(texts)
 
 
+def _start_method() -> str:
+    """"spawn" (workers start clean: no inherited threads or locks), but "fork" when the main module cannot
+    be re-imported by a spawned child (a script piped on stdin, `python -c`), where spawn would crash."""
+    import __main__
+
+    main_file = getattr(__main__, "__file__", None)
+    spawnable = main_file is None or Path(main_file).is_file()  # None: interactive / notebook, fine
+    if not spawnable and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
 def _parse_stream(
     batches: Iterator[tuple[list[CaptionRow], list[str]]], parser: _Parser, n_process: int, init_args: tuple
 ) -> Iterator[tuple[list[CaptionRow], list[tuple[list[MentionTuple], int]]]]:
@@ -152,7 +164,7 @@ def _parse_stream(
         for rows, texts in batches:
             yield rows, parser.parse(texts)
         return
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(_start_method())
     with cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init, initargs=init_args) as ex:
         pending: collections.deque = collections.deque()
         for rows, texts in batches:
