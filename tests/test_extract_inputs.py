@@ -31,6 +31,21 @@ def test_jsonl_parquet_and_folder_read_the_same(tmp_path):
     assert [len(x) for x in batches] == [3, 3, 1]
 
 
+def test_caption_folder_reads_only_finished_shards(tmp_path):
+    folder = tmp_path / "captions"
+    folder.mkdir()
+    pd.DataFrame(ROWS).to_parquet(folder / "shard-00000.parquet")
+    (folder / "shard-00000.done").write_text("fp")
+    # the caption stage keeps its import problems beside the shards: never read as captions
+    pd.DataFrame({"row": [1], "key": ["x"], "kind": ["unmatched"], "message": ["m"]}).to_parquet(
+        folder / "external-api.problems.parquet"
+    )
+    assert [r.pair_id for r in _all(folder)] == [f"p{i}" for i in range(7)]
+    pd.DataFrame(ROWS).to_parquet(folder / "shard-00001.parquet")  # written, marker not yet: a half run
+    with pytest.raises(EntityLabelError, match="shard-00001.parquet has no .done marker"):
+        _all(folder)
+
+
 def test_concatenated_pretty_printed_json_objects(tmp_path):
     path = tmp_path / "pretty.json"
     path.write_text("".join(json.dumps(r, indent=4) + "\n" for r in ROWS), encoding="utf-8")

@@ -115,3 +115,24 @@ def remove_stale(folder: Path, shards: Sequence[Shard], prefix: str = "shard") -
             f.unlink(missing_ok=True)
             gone.append(f.name)
     return gone
+
+
+def finished_shard_files(folder: Path) -> list[Path]:
+    """The caption shards a later stage may read from a caption folder: `shard-*.parquet`, all finished.
+
+    Other Parquet files live beside them (`external-<name>.problems.parquet`), so readers must not glob
+    `*.parquet`. When the folder has done markers, a shard without its marker means an unfinished run: refuse.
+    """
+    from ..errors import EntityLabelError
+
+    shards = sorted(folder.glob("shard-*.parquet"))
+    if shards and any(folder.glob("shard-*.done")):
+        unfinished = [s.name for s in shards if not s.with_suffix(".done").exists()]
+        if unfinished:
+            raise EntityLabelError(
+                f"caption shard {unfinished[0]} has no .done marker ({len(unfinished)} unfinished)",
+                path=folder,
+                hint="let `entitylabel caption` finish (a rerun resumes) first",
+            )
+    return shards
+

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..caption.shards import CAPTION_SCHEMA
+from ..caption.shards import CAPTION_SCHEMA, finished_shard_files
 from ..errors import EntityLabelError
 
 CAPTIONS_SCHEMA = CAPTION_SCHEMA  # the caption stage owns the contract
@@ -39,17 +39,9 @@ def _caption_files(path: Path) -> list[Path]:
         path = path / "captions"  # a run folder holding the caption stage's output
     if not path.is_dir():
         raise EntityLabelError("captions not found", path=path, hint="pass the caption stage's output folder")
-    shards = sorted(path.glob("shard-*.parquet"))
+    shards = finished_shard_files(path)
     if not shards:
         raise EntityLabelError("no shard-*.parquet caption shards in this folder", path=path)
-    if any(path.glob("shard-*.done")):  # the caption stage marks finished shards; refuse a half run
-        unfinished = [s.name for s in shards if not s.with_suffix(".done").exists()]
-        if unfinished:
-            raise EntityLabelError(
-                f"caption shard {unfinished[0]} has no .done marker ({len(unfinished)} unfinished)",
-                path=path,
-                hint="let `entitylabel caption` finish (rerun resumes) before exporting",
-            )
     return shards
 
 

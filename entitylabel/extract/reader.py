@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 
+from ..caption.shards import finished_shard_files
 from ..errors import EntityLabelError
 
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -37,7 +38,7 @@ def caption_files(path: str | Path) -> list[Path]:
     """The files a CAPTIONS argument stands for, in a stable order."""
     p = Path(path)
     if p.is_dir():
-        files = sorted(p.glob("*.parquet"))
+        files = finished_shard_files(p) or sorted(p.glob("*.parquet"))
         if not files:
             files = sorted(f for s in _JSON_SUFFIXES for f in p.glob(f"*{s}"))
         if not files:

@@ -358,25 +358,6 @@ def extract_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
     return settings, inputs
 
 
-def _shard_view(captions: Path, tmp: Path) -> Path:
-    """The caption folder as extract should see it: only its shard-*.parquet.
-
-    The caption stage also keeps `external-<name>.problems.parquet` there, which a reader globbing `*.parquet`
-    would take for captions; when such files exist, extract gets a folder of links to the shards only.
-    """
-    shards = sorted(captions.glob("shard-*.parquet"))
-    if not shards or len(shards) == len(list(captions.glob("*.parquet"))):
-        return captions
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for f in shards:
-        try:
-            os.link(f, tmp / f.name)
-        except OSError:
-            shutil.copy2(f, tmp / f.name)
-    return tmp
-
-
 def extract_run(ctx: _Ctx) -> None:
     from ..extract.stage import run_extract
 
@@ -389,12 +370,7 @@ def extract_run(ctx: _Ctx) -> None:
         "n_process": e.n_process,
         "progress": ctx.progress,
     }
-    view = ctx.run_dir / ".extract-captions"
-    try:
-        captions = _shard_view(ctx.captions, view)
-        _call(run_extract, "extract", known, e.options, captions, e.vocab, ctx.run_dir, ctx.pairs)
-    finally:
-        shutil.rmtree(view, ignore_errors=True)
+    _call(run_extract, "extract", known, e.options, ctx.captions, e.vocab, ctx.run_dir, ctx.pairs)
 
 
 def export_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
