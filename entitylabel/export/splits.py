@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import EntityLabelError
 from ..pairs import NO_SPLIT
 
-DEFAULT_TEST_FRACTION = 0.1
+DEFAULT_TEST_FRACTION = 0.2
 # The hub / `datasets` canonical names; folder names like "val" map onto them.
 _ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")  # what `datasets` accepts as a split name in data_files

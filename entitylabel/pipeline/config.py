@@ -20,6 +20,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from ..errors import EntityLabelError
+from ..export.splits import DEFAULT_TEST_FRACTION
 
 STAGES = ("discover", "caption", "extract", "export", "report")
 
@@ -74,7 +75,7 @@ class ExportConfig:
     config: str | None = field(default=None, metadata=_meta("dataset config name; null = pipeline name"))
     out: Path | None = field(default=None, metadata=_meta("dataset folder; null = <run folder>/export"))
     test_fraction: float = field(
-        default=0.2, metadata=_meta("hashed test split without split folders", min=0.0, max=1.0)
+        default=DEFAULT_TEST_FRACTION, metadata=_meta("hashed test split without split folders", min=0.0, max=1.0)
     )
     caption_prompt: str | None = None
     options: dict[str, Any] = field(default_factory=dict, metadata=_meta("more run_export keyword arguments"))
