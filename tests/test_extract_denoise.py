@@ -96,3 +96,25 @@ def test_integration_real_vlm_captions(shared_data, tmp_path, entitylabel_cache)
     assert "instructblip" in best
     rej = pd.read_parquet(tmp_path / "run" / "entities" / "rejected.parquet")
     assert {"meta", "not_in_vocabulary"} <= set(rej.reason)
+
+
+def test_weak_votes_from_other_sources_raise_confidence():
+    """Weak votes (late mentions, modifiers) that are more frequent for real objects lift a candidate."""
+    rng = np.random.default_rng(3)
+    sources = [f"s{i}" for i in range(6)]
+    truth = rng.random((300, 8)) < 0.3
+    votes: dict[tuple[str, str], dict[str, int]] = {}
+    for s in sources:
+        u = rng.random(truth.shape)
+        strong = u < np.where(truth, 0.6, 0.08)
+        weak = ~strong & (u < np.where(truth, 0.85, 0.12))
+        for level, said in ((2, strong), (1, weak)):
+            for i, j in zip(*np.nonzero(said), strict=True):
+                votes.setdefault((f"p{i:03d}", f"e{j}"), {})[s] = level
+    votes[("probe1", "e0")] = {"s0": 2}
+    votes[("probe2", "e0")] = {"s0": 2, "s1": 1, "s2": 1}
+    items = sorted(votes)
+    pair_sources = {p: set(sources) for p, _ in items}
+    res = denoise(items, [votes[k] for k in items], pair_sources)
+    conf = dict(zip(items, res.confidence, strict=True))
+    assert conf[("probe2", "e0")] > conf[("probe1", "e0")] + 0.1

@@ -181,3 +181,32 @@ def test_two_worker_processes_give_the_same_bytes(setup, tmp_path):
     run_extract(captions, vocab, tmp_path / "two", nlp=nlp(), batch_size=2, n_process=2)
     for f in FILES:
         assert (tmp_path / "one" / "entities" / f).read_bytes() == (tmp_path / "two" / "entities" / f).read_bytes(), f
+
+
+def test_modifiers_are_weak_votes_never_labels_alone(tmp_path, entitylabel_cache):
+    rows = [
+        {"pair_id": "a", "source": "s1", "caption": "The car headlights glow in the dark."},
+        {"pair_id": "c", "source": "s1", "caption": "A car on the road."},
+        {"pair_id": "c", "source": "s2", "caption": "The car headlights are on."},
+        {"pair_id": "d", "source": "s1", "caption": "A car on the road."},
+        {"pair_id": "d", "source": "s2", "caption": "A quiet road."},
+    ]
+    captions, vocab = write_jsonl(tmp_path / "c.jsonl", rows), write_vocab(tmp_path)
+    res = run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
+    ents = pd.read_parquet(tmp_path / "run" / "entities" / "entities.parquet").set_index(["pair_id", "entity"])
+    # "car" in "car headlights" alone: a weak vote (0.4 < 0.5), not a label, and reported as a modifier
+    assert list(ents.loc[("a", "car"), "weak_sources"]) == ["s1"] and not ents.loc[("a", "car"), "accepted"]
+    assert ents.loc[("a", "headlight"), "accepted"]
+    rej = pd.read_parquet(tmp_path / "run" / "entities" / "rejected.parquet")
+    mods = rej[rej.reason == "modifier"]
+    assert dict(zip(mods.phrase, mods["count"], strict=True)) == {"car": 1}
+    assert mods.example_pair_id.tolist() == ["a"]  # c's modifier helped a label: not a rejection
+    # a head mention in one source plus a modifier in another beats the head mention alone
+    assert ents.loc[("c", "car"), "confidence"] > ents.loc[("d", "car"), "confidence"]
+    assert list(ents.loc[("c", "car"), "weak_sources"]) == ["s2"] and res.method == "vote_fraction"
+    # turned off: modifiers are only rejections, as in single-caption extraction
+    run_extract(captions, vocab, tmp_path / "off", nlp=nlp(), weak_modifiers=False)
+    off = pd.read_parquet(tmp_path / "off" / "entities" / "entities.parquet").set_index(["pair_id", "entity"])
+    assert ("a", "car") not in off.index and off.loc[("c", "car"), "confidence"] == 0.5
+    rej = pd.read_parquet(tmp_path / "off" / "entities" / "rejected.parquet")
+    assert rej[rej.reason == "modifier"]["count"].sum() == 2

@@ -22,7 +22,8 @@ REASONS = (
     "unknown_pair",  # caption of a pair that is not in the --pairs manifest (pair id in `phrase`)
     "meta",  # a meta noun of the vocabulary ("image", "scene")
     "not_in_vocabulary",  # a noun head the vocabulary does not know (input for `vocab suggest`)
-    "modifier",  # a vocabulary noun used to modify another noun ("car" in "car headlights")
+    "modifier",  # a vocabulary noun used to modify another noun ("car" in "car headlights"); a weak vote
+    # when not negated/hedged (stage.py), then reported only when its entity did not become a label
     "negated",  # inside a negation / absence scope ("no cars")
     "hedged",  # inside a hedge scope ("what appears to be a dog"), dropped unless keep_hedged
     "below_support",  # fewer sources than --min-support mention it for that pair (entity in `phrase`)

@@ -11,7 +11,7 @@ Files written into `<out_dir>/entities/` (built under a temporary name and swapp
 run never damages an earlier result); all but the log are byte-identical for the same input and settings:
 - entities.parquet: every candidate (pair_id, entity) with support (number of sources mentioning it),
   confidence, accepted (it is a label), sources, weak_sources (those whose only mentions are late in a long
-  caption) and mentions (surface phrases), sorted by pair_id, entity;
+  caption or modifiers: "car" in "car headlights") and mentions (surface phrases), sorted by pair_id, entity;
 - labels.parquet: pair_id, entities (in label-space order), n_sources; one row per pair (every manifest pair
   when `pairs` is given, else every pair with at least one usable caption), sorted by pair_id;
 - label_space.json: names in vocabulary file order (so one vocabulary gives the same order on every dataset;
@@ -29,7 +29,7 @@ import json
 import multiprocessing
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,9 @@ LABELS_SCHEMA = pa.schema(
 # 92% of first-sentence mentions are right, 26% of those from the 5th sentence on).
 LATE_SENTENCE = 4
 LATE_MIN_SENTENCES = 6
-# one mention as sent back by a worker: (phrase, lemma, entity or None, drop reason or None, sentence index)
-MentionTuple = tuple[str, str, "str | None", "str | None", int]
+# one mention as sent back by a worker: (phrase, lemma, entity or None, drop reason or None, sentence index,
+# weak modifier vote: a vocabulary noun used as a modifier that no other filter drops)
+MentionTuple = tuple[str, str, "str | None", "str | None", int, bool]
 
 
 @dataclass
@@ -126,7 +127,9 @@ class _Parser:
         offset = [0] * len(texts)  # sentences seen in earlier chunks of the same caption
         for doc, k in zip(self.nlp.pipe(pieces, batch_size=self.batch_size), owner, strict=True):
             for c in self.finder.candidates(doc):
-                out[k].append((c.phrase, c.lemma, c.entity, apply_filters(c, self.filters), offset[k] + c.sentence))
+                reason = apply_filters(c, self.filters)
+                weak_modifier = reason == "modifier" and apply_filters(replace(c, modifier=False), self.filters) is None
+                out[k].append((c.phrase, c.lemma, c.entity, reason, offset[k] + c.sentence, weak_modifier))
             offset[k] += sum(1 for _ in doc.sents)
         return list(zip(out, offset, strict=True))
 
@@ -201,6 +204,7 @@ def run_extract(
     keep_hedged: bool = False,
     late_sentence: int = LATE_SENTENCE,
     late_min_sentences: int = LATE_MIN_SENTENCES,
+    weak_modifiers: bool = True,
     n_process: int = 1,
     batch_size: int = 256,
     spacy_model: str | None = None,
@@ -215,7 +219,12 @@ def run_extract(
     `min_support`: sources that must mention an entity; `min_confidence`: denoised confidence needed;
     `min_pairs`: positive pairs an entity needs to stay in the label space; `keep_hedged`: hedged mentions
     count; `late_sentence` / `late_min_sentences`: in a caption of at least `late_min_sentences` sentences, a
-    mention first made in sentence `late_sentence` (0-based) or later is a weak vote (0 turns this off).
+    mention first made in sentence `late_sentence` (0-based) or later is a weak vote (0 turns this off);
+    `weak_modifiers`: a vocabulary noun used as a modifier ("car" in "car headlights"), not negated or hedged,
+    is a weak vote for its entity: never a label from one caption on its own (in the vote-fraction fallback a
+    weak vote is worth 0.4), but evidence across sources (a noun modifier usually names a real object: "clock
+    tower", "tree branches"; not always: "bus stop", "dog house"). Reported as `modifier` in rejected.parquet
+    when the entity does not become a label of that pair; False: every modifier is only a rejection.
     Everything is validated (vocabulary, manifest, captions path, spaCy model) before anything is written.
     """
     t0 = time.perf_counter()
@@ -234,6 +243,9 @@ def run_extract(
     pair_sources: dict[str, set[str]] = {}
     votes: dict[tuple[str, str], dict[str, int]] = {}  # (pair, entity) -> source -> 2 strong / 1 weak
     phrases: dict[tuple[str, str], set[str]] = {}
+    # modifier mentions that voted weakly: reported as `modifier` only if their entity is not a label
+    # (pair, entity) -> (phrase, lemma) -> [count, first caption]; bounded by distinct phrases per pair
+    modifier_seen: dict[tuple[str, str], dict[tuple[str, str], list]] = {}
     counts = collections.Counter()
     task = progress.add_task("extract", total=None) if progress is not None else None
 
@@ -268,14 +280,19 @@ def run_extract(
             long_caption = bool(late_sentence) and n_sents >= late_min_sentences
             counts["parsed"] += 1
             pair_sources.setdefault(row.pair_id, set()).add(row.source)
-            for phrase, lemma, entity, reason, sentence in ms:
-                if reason is None:
+            for phrase, lemma, entity, reason, sentence, weak_modifier in ms:
+                if reason is None or (weak_modifier and weak_modifiers):
                     key = (row.pair_id, entity)
-                    strength = 1 if long_caption and sentence >= late_sentence else 2
+                    strength = 1 if reason is not None or (long_caption and sentence >= late_sentence) else 2
                     voters = votes.setdefault(key, {})
                     voters[row.source] = max(voters.get(row.source, 0), strength)
                     phrases.setdefault(key, set()).add(phrase)
-                    counts["mentions_kept"] += 1
+                    if reason is None:
+                        counts["mentions_kept"] += 1
+                    else:
+                        counts["modifier_votes"] += 1
+                        seen = modifier_seen.setdefault(key, {}).setdefault((phrase, lemma), [0, row.caption])
+                        seen[0] += 1
                 else:
                     rejects.add(phrase, lemma, reason, row.pair_id, row.caption)
 
@@ -296,6 +313,9 @@ def run_extract(
     names = [e for e in voc.entities if pos_counts[e] >= min_pairs and pos_counts[e] > 0]
     in_space = set(names)
     accepted = [ok and k[1] in in_space for k, ok in zip(items, accepted, strict=True)]
+    for k, ok in zip(items, accepted, strict=True):  # modifiers whose entity did not become a label
+        for (phrase, lemma), (n, caption) in ([] if ok else modifier_seen.get(k, {}).items()):
+            rejects.add(phrase, lemma, "modifier", k[0], caption, n=n)
 
     # --- tables ---
     order = {e: i for i, e in enumerate(voc.entities)}
@@ -346,6 +366,7 @@ def run_extract(
             "keep_hedged": keep_hedged,
             "late_sentence": late_sentence,
             "late_min_sentences": late_min_sentences,
+            "weak_modifiers": weak_modifiers,
             "spacy_model": f"{parser.nlp.meta.get('name', '?')}-{parser.nlp.meta.get('version', '?')}",
             "vocab": {"name": voc.name, "version": voc.version, "sha256": voc.sha256},
             "captions": [f.name for f in files],
@@ -363,6 +384,7 @@ def run_extract(
             "candidates": len(items),
             "labels": n_labels,
             "mentions_kept": counts["mentions_kept"],
+            "modifier_votes": counts["modifier_votes"],
         },
         "rejected": rejected_by_reason,
         "dropped_labels": dropped,

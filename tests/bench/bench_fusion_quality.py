@@ -46,20 +46,18 @@ def _label_table(path: Path) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def build_dataset(root: Path, work: Path, labels: Path | None):
-    """RoadScene as a `datasets.Dataset`: discover + export when possible, else a direct folder adapter."""
+    """RoadScene as a `datasets.Dataset`: discover + export (with an extract folder's labels when given);
+    a plain label table (JSON/CSV/Parquet, not an extract folder) goes through a small folder adapter."""
     if labels is None or labels.is_dir():
-        try:
-            from entitylabel.discover import run_discover
-            from entitylabel.export.stage import run_export
-            from entitylabel.fusion.data import open_dataset, pick_split
+        from entitylabel.discover import run_discover
+        from entitylabel.export.stage import run_export
+        from entitylabel.fusion.data import open_dataset, pick_split
 
-            run_discover(root, work / "discover", dataset="roadscene")
-            run_export(work / "discover", work / "export", config="roadscene", entities=labels, overwrite=True)
-            ds = pick_split(open_dataset(work / "export", "roadscene"), "__all__")
-            print(f"dataset: discover + export -> {work / 'export'} ({len(ds)} pairs, all splits)")
-            return ds
-        except Exception as e:  # noqa: BLE001 - any failure of the other stages: fall back to the adapter
-            print(f"discover + export unavailable ({type(e).__name__}: {e}); using the folder adapter")
+        run_discover(root, work / "discover", dataset="roadscene")
+        run_export(work / "discover", work / "export", config="roadscene", entities=labels, overwrite=True)
+        ds = pick_split(open_dataset(work / "export", "roadscene"), "__all__")
+        print(f"dataset: discover + export -> {work / 'export'} ({len(ds)} pairs, all splits)")
+        return ds
     import datasets
 
     from entitylabel.pairs import NO_SPLIT, make_pair_id
