@@ -184,12 +184,17 @@ def extract(
         bool, typer.Option(help="Count hedged mentions ('appears to be a dog') as mentions.")
     ] = False,
     late_sentence: Annotated[
-        int, typer.Option(help="In long captions, mentions first made in this sentence (0-based) or later are "
-                          "weak votes; 0 = off.")
+        int,
+        typer.Option(
+            help="In long captions, mentions first made in this sentence (0-based) or later are weak votes; 0 = off."
+        ),
     ] = 4,
     late_min_sentences: Annotated[
         int, typer.Option(help="Sentences a caption needs for --late-sentence to apply.")
     ] = 6,
+    weak_modifiers: Annotated[
+        bool, typer.Option(help="Count a noun used as a modifier ('car' in 'car headlights') as a weak vote.")
+    ] = True,
     n_process: Annotated[int, typer.Option(help="Worker processes for spaCy parsing.")] = 1,
     batch_size: Annotated[int, typer.Option(help="Captions per parsing batch.")] = 256,
     spacy_model: Annotated[
@@ -203,10 +208,21 @@ def extract(
 
     with progress_bar() as progress:
         result = run_extract(
-            captions, vocab, out_dir, pairs=pairs, min_support=min_support, min_confidence=min_confidence,
-            min_pairs=min_pairs, keep_hedged=keep_hedged, late_sentence=late_sentence,
-            late_min_sentences=late_min_sentences, n_process=n_process,
-            batch_size=batch_size, spacy_model=spacy_model, progress=progress,
+            captions,
+            vocab,
+            out_dir,
+            pairs=pairs,
+            min_support=min_support,
+            min_confidence=min_confidence,
+            min_pairs=min_pairs,
+            keep_hedged=keep_hedged,
+            late_sentence=late_sentence,
+            late_min_sentences=late_min_sentences,
+            weak_modifiers=weak_modifiers,
+            n_process=n_process,
+            batch_size=batch_size,
+            spacy_model=spacy_model,
+            progress=progress,
         )
     result.print_summary(out)
 
@@ -246,7 +262,6 @@ def vocab_suggest(
     if out_file is not None:
         atomic_write_text(out_file, suggestions_yaml(table, voc, rejected))
         out.print(f"wrote {out_file}", highlight=False)
-
 
 
 # --- export / publish / download (stage 4) --------------------------------------------------------

@@ -54,7 +54,7 @@ def test_msrs_splits_from_folders(tmp_path: Path) -> None:
     res = discover(tmp_path / ".", dataset="msrs")
     assert res.layout == "msrs"
     assert sorted(res.pairs.pair_id) == ["msrs-test-00004N", "msrs-train-00001D", "msrs-train-00003N"]
-    assert dict(zip(res.pairs.pair_id, res.pairs.split)) == {
+    assert dict(zip(res.pairs.pair_id, res.pairs.split, strict=True)) == {
         "msrs-test-00004N": "test",
         "msrs-train-00001D": "train",
         "msrs-train-00003N": "train",

@@ -19,8 +19,11 @@ from entitylabel.pairs import PAIRS_SCHEMA
 SOURCES = ("ir:brief:m1", "vis:brief:m1", "vis:detail:m2")
 CAPTIONS = {
     "d-001": ("A man walks a dog on the road.", "A man and his dog on a street.", "A man with a dog near a car."),
-    "d-002": ("Cars on a road at night.", "Two cars and a bus stop.",
-              "There are no people in the image, only cars on the road."),
+    "d-002": (
+        "Cars on a road at night.",
+        "Two cars and a bus stop.",
+        "There are no people in the image, only cars on the road.",
+    ),
     "d-003": ("A building with trees.", "Trees in front of a house.", "What appears to be a cat near a building."),
     "d-004": ("", "   ", "一辆汽车停在路边。"),
 }
@@ -52,8 +55,22 @@ def test_outputs_labels_and_rejections(setup, tmp_path):
     assert set(got["d-003"]) >= {"tree", "building"} and "cat" not in got["d-003"]  # hedged
     assert "d-004" not in got  # no usable caption
     space = json.loads((ent_dir / "label_space.json").read_text())
-    vocab_order = ["person", "car", "dog", "cat", "hot dog", "headlight", "traffic light", "street lamp", "road",
-                   "bench", "hat", "tree", "bicycle", "building"]
+    vocab_order = [
+        "person",
+        "car",
+        "dog",
+        "cat",
+        "hot dog",
+        "headlight",
+        "traffic light",
+        "street lamp",
+        "road",
+        "bench",
+        "hat",
+        "tree",
+        "bicycle",
+        "building",
+    ]
     assert space["names"] == [n for n in vocab_order if n in space["names"]]
     assert space["counts"]["person"] == 1 and space["vocab_sha256"]
     rej = pd.read_parquet(ent_dir / "rejected.parquet")
@@ -119,8 +136,9 @@ def test_broken_vocabulary_is_one_error_and_keeps_earlier_output(setup, tmp_path
     broken = write_vocab(tmp_path, "name: x\nversion: '1'\nentities:\n  car: [oops\n", name="broken.yaml")
     with pytest.raises(EntityLabelError, match="broken.yaml"):
         run_extract(captions, broken, tmp_path / "run", nlp=nlp())
-    dup = write_vocab(tmp_path, "version: '1'\nentities:\n  car: {synonyms: [auto]}\n  bus: {synonyms: [auto]}\n",
-                      name="dup.yaml")
+    dup = write_vocab(
+        tmp_path, "version: '1'\nentities:\n  car: {synonyms: [auto]}\n  bus: {synonyms: [auto]}\n", name="dup.yaml"
+    )
     with pytest.raises(EntityLabelError, match="auto"):
         run_extract(captions, dup, tmp_path / "run", nlp=nlp())
     assert {f: (tmp_path / "run" / "entities" / f).read_bytes() for f in FILES} == before
@@ -131,8 +149,11 @@ def test_long_caption_and_token_soup_do_not_crash(tmp_path, entitylabel_cache):
     adjs = ["red", "tall", "old", "wet", "dark", "quiet", "narrow", "busy", "small", "bright", "grey", "wide"]
     verbs = ["stands", "waits", "rests", "appears", "sits", "shines", "turns", "stops", "moves", "glows"]
     places = ["corner", "gate", "fence", "wall", "bridge", "crossing", "square", "river", "hill", "tunnel"]
-    sents = [f"A {rng.choice(adjs)} car {rng.choice(verbs)} by the {rng.choice(adjs)} {rng.choice(places)} "
-             f"next to a {rng.choice(adjs)} building on the road." for _ in range(330)]
+    sents = [
+        f"A {rng.choice(adjs)} car {rng.choice(verbs)} by the {rng.choice(adjs)} {rng.choice(places)} "
+        f"next to a {rng.choice(adjs)} building on the road."
+        for _ in range(330)
+    ]
     long = " ".join(sents)[:20_000]  # a 20,000-character caption
     assert len(long) == 20_000 and caption_problem(long) is None
     rows = [
@@ -172,7 +193,11 @@ def test_cli_extract(setup, tmp_path, capsys):
     assert e.value.code == 2
     assert not (tmp_path / "x" / "entities").exists()
     assert pq.read_schema(tmp_path / "cli" / "entities" / "entities.parquet").names[:4] == [
-        "pair_id", "entity", "support", "confidence"]
+        "pair_id",
+        "entity",
+        "support",
+        "confidence",
+    ]
 
 
 def test_two_worker_processes_give_the_same_bytes(setup, tmp_path):

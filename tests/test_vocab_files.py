@@ -36,8 +36,18 @@ def test_ivif_loads_with_the_entities_that_matter() -> None:
     for entity, forms in expected.items():
         for form in forms:
             assert v.lookup(form) == entity, (form, entity)
-    for meta in ("image", "infrared image", "thermal view", "heat signature", "background", "night", "scene",
-                 "black and white", "black-and-white", "left side"):
+    for meta in (
+        "image",
+        "infrared image",
+        "thermal view",
+        "heat signature",
+        "background",
+        "night",
+        "scene",
+        "black and white",
+        "black-and-white",
+        "left side",
+    ):
         assert v.is_meta(meta), meta
     # ambiguous on purpose: neither an entity nor meta
     assert v.lookup("light") is None and not v.is_meta("light")
@@ -91,9 +101,22 @@ def test_coco80_matches_the_generator(shared_data: Path) -> None:
 
 @pytest.mark.parametrize(
     ("word", "pl"),
-    [("car", "cars"), ("bus", "buses"), ("bench", "benches"), ("pony", "ponies"), ("turkey", "turkeys"),
-     ("man", "men"), ("policeman", "policemen"), ("knife", "knives"), ("mouse", "mice"), ("sheep", "sheep"),
-     ("people", "people"), ("teddy bear", "teddy bears"), ("wine glass", "wine glasses"), ("child", "children")],
+    [
+        ("car", "cars"),
+        ("bus", "buses"),
+        ("bench", "benches"),
+        ("pony", "ponies"),
+        ("turkey", "turkeys"),
+        ("man", "men"),
+        ("policeman", "policemen"),
+        ("knife", "knives"),
+        ("mouse", "mice"),
+        ("sheep", "sheep"),
+        ("people", "people"),
+        ("teddy bear", "teddy bears"),
+        ("wine glass", "wine glasses"),
+        ("child", "children"),
+    ],
 )
 def test_plural(word: str, pl: str) -> None:
     assert plural(word) == pl

@@ -95,8 +95,9 @@ def test_forms_store_both_spellings_of_multiword_forms(tmp_path: Path) -> None:
     v = load_vocab(write(tmp_path, GOOD))
     assert v.forms["lamp post"] == v.forms["lamp-post"] == "street lamp"
     assert v.forms["street lamp"] == v.forms["street-lamp"] == "street lamp"
-    assert v.multiword_forms == sorted(["lamp post", "lamp-post", "street lamp", "street-lamp", "street light",
-                                        "street-light"])
+    assert v.multiword_forms == sorted(
+        ["lamp post", "lamp-post", "street lamp", "street-lamp", "street light", "street-light"]
+    )
     assert "lamppost" not in v.multiword_forms
 
 
@@ -110,7 +111,11 @@ def test_meta(tmp_path: Path) -> None:
 
 def test_vocabulary_built_in_code_derives_forms() -> None:
     v = Vocabulary(
-        name="x", version="1", meta=frozenset({"scene"}), sha256="0" * 64, path=None,
+        name="x",
+        version="1",
+        meta=frozenset({"scene"}),
+        sha256="0" * 64,
+        path=None,
         entities={"traffic light": Entity("traffic light", ("stoplight", "traffic light"), None, None)},
     )
     assert v.lookup("traffic-light") == "traffic light" and v.lookup("stoplight") == "traffic light"
@@ -155,25 +160,31 @@ def test_yaml_tab_indent_error(tmp_path: Path) -> None:
 
 
 def test_duplicate_claim_names_both_entities_and_lines(tmp_path: Path) -> None:
-    msg = error_of(tmp_path, """\
+    msg = error_of(
+        tmp_path,
+        """\
         version: "1"
         entities:
           car:
             synonyms: [car, van]
           van:
-    """)
+    """,
+    )
     assert "v.yaml:5:" in msg and "entity 'van'" in msg and "entity 'car' (line 4)" in msg
 
 
 def test_duplicate_claim_through_hyphenation(tmp_path: Path) -> None:
-    msg = error_of(tmp_path, """\
+    msg = error_of(
+        tmp_path,
+        """\
         version: "1"
         entities:
           street lamp:
             synonyms: [lamp-post]
           pole:
             synonyms: [lamp post]
-    """)
+    """,
+    )
     assert "form 'lamp post' is also claimed by entity 'street lamp' (line 4)" in msg and "v.yaml:6:" in msg
 
 
@@ -188,13 +199,16 @@ def test_entity_names_equal_after_normalisation(tmp_path: Path) -> None:
 
 
 def test_form_also_in_meta(tmp_path: Path) -> None:
-    msg = error_of(tmp_path, """\
+    msg = error_of(
+        tmp_path,
+        """\
         version: "1"
         meta: [image, scene]
         entities:
           picture:
             synonyms: [photo, Scene]
-    """)
+    """,
+    )
     assert "entity 'picture': form 'scene' is also in meta (line 2)" in msg and "v.yaml:5:" in msg
 
 

@@ -143,7 +143,10 @@ def test_cli_check_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 
 def test_cli_suggest_writes_yaml(
-    capsys: pytest.CaptureFixture[str], vocab_file: Path, rejected_file: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    vocab_file: Path,
+    rejected_file: Path,
+    tmp_path: Path,
     entitylabel_cache: Path,
 ) -> None:
     out_yaml = tmp_path / "suggestions.yaml"

@@ -135,4 +135,3 @@ def finished_shard_files(folder: Path) -> list[Path]:
                 hint="let `entitylabel caption` finish (a rerun resumes) first",
             )
     return shards
-

@@ -71,8 +71,8 @@ def vote_matrix(
     pair_sources: dict[str, set[str]],
     sources: list[str],
 ) -> np.ndarray:
-    """int8 matrix items x sources: 2 strong mention, 1 weak (late or modifier) mention, 0 captioned the pair but silent,
-    -1 no caption for the pair (abstains)."""
+    """int8 matrix items x sources: 2 strong mention, 1 weak (late or modifier) mention, 0 captioned the pair
+    but silent, -1 no caption for the pair (abstains)."""
     index = {s: j for j, s in enumerate(sources)}
     y = np.full((len(items), len(sources)), -1, dtype=np.int8)
     for i, ((pair, _), voters) in enumerate(zip(items, votes, strict=True)):
@@ -118,8 +118,9 @@ def dawid_skene(
         global_prior = np.clip(resp.mean(0), _EPS, None) if n else np.full(n_classes, 1.0 / n_classes)
         global_prior /= global_prior.sum()
         if np.isfinite(prior_strength):
-            cls_sum = np.stack([np.bincount(classes, weights=resp[:, k], minlength=n_cls)
-                                for k in range(n_classes)], axis=1)
+            cls_sum = np.stack(
+                [np.bincount(classes, weights=resp[:, k], minlength=n_cls) for k in range(n_classes)], axis=1
+            )
             cls_n = np.bincount(classes, minlength=n_cls)[:, None]
             log_prior = np.log((cls_sum + prior_strength * global_prior) / (cls_n + prior_strength))[classes]
         else:

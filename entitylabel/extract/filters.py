@@ -127,8 +127,6 @@ class RejectLog:
         cols: dict[str, list] = {n: [] for n in REJECTED_SCHEMA.names}
         for k in keys:
             pid, cap = self.examples[k]
-            for name, value in zip(
-                REJECTED_SCHEMA.names, (k[0], k[1], k[2], self.counts[k], pid, cap), strict=True
-            ):
+            for name, value in zip(REJECTED_SCHEMA.names, (k[0], k[1], k[2], self.counts[k], pid, cap), strict=True):
                 cols[name].append(value)
         return pa.table(cols, schema=REJECTED_SCHEMA)

@@ -7,8 +7,8 @@
 2. Every other noun is a candidate when it is the head of its phrase. A noun that modifies a noun to its
    right (dependency `compound`, `nmod` or `amod`) is a modifier, not an entity: "car headlights" gives
    headlights, not car. A vocabulary match used as a modifier ("traffic light pole") is reported as
-   `modifier` (stage.py counts it as a weak vote across sources). Nouns the tagger got wrong ("skis" tagged VERB) still count when their dependency is nominal
-   and they are vocabulary forms.
+   `modifier` (stage.py counts it as a weak vote across sources). Nouns the tagger got wrong ("skis" tagged
+   VERB) still count when their dependency is nominal and they are vocabulary forms.
 3. Each candidate is looked up by its lowercase form, then by its lemma: an entity, a meta noun, or neither.
 
 The result per candidate is a `Candidate` with flags; the filters (filters.py) decide keep/drop.

@@ -37,12 +37,43 @@ ABSENCE_PREPS = frozenset({"without", "sans"})
 ABSENCE_HEADS = frozenset({"absence", "lack", "free", "devoid", "empty", "clear", "none", "absent", "bereft"})
 ABSENCE_VERBS = frozenset({"lack"})
 PRESENCE_PREDICATES = frozenset(
-    {"visible", "present", "see", "seen", "show", "depict", "exist", "appear", "find", "observe", "notice",
-     "spot", "detect", "discern", "identify", "there", "available", "evident", "apparent", "include"}
+    {
+        "visible",
+        "present",
+        "see",
+        "seen",
+        "show",
+        "depict",
+        "exist",
+        "appear",
+        "find",
+        "observe",
+        "notice",
+        "spot",
+        "detect",
+        "discern",
+        "identify",
+        "there",
+        "available",
+        "evident",
+        "apparent",
+        "include",
+    }
 )
 HEDGE_ADVS = frozenset(
-    {"possibly", "probably", "perhaps", "maybe", "presumably", "seemingly", "apparently", "likely",
-     "supposedly", "potentially", "conceivably"}
+    {
+        "possibly",
+        "probably",
+        "perhaps",
+        "maybe",
+        "presumably",
+        "seemingly",
+        "apparently",
+        "likely",
+        "supposedly",
+        "potentially",
+        "conceivably",
+    }
 )
 HEDGE_ADJS = frozenset({"possible", "potential", "probable", "apparent", "presumed", "suspected", "likely"})
 HEDGE_MODALS = frozenset({"might", "may", "could"})
@@ -53,10 +84,40 @@ _NOMINAL_POS = frozenset({"NOUN", "PROPN", "PRON", "NUM"})
 _OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "obj", "dative"})
 _SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass", "expl"})
 _CLAUSE_DEPS = frozenset({"conj", "ccomp", "advcl", "relcl", "parataxis", "csubj"})
-_CUE_LOWERS = NEG_WORDS | ABSENCE_PREPS | ABSENCE_HEADS | HEDGE_ADVS | HEDGE_ADJS | HEDGE_MODALS | frozenset(
-    {"no", "nor", "neither", "none", "appears", "appear", "appeared", "appearing", "seems", "seem", "seemed",
-     "seeming", "looks", "look", "looked", "looking", "resembles", "resemble", "resembling", "lacks", "lack",
-     "lacking", "lacked"}
+_CUE_LOWERS = (
+    NEG_WORDS
+    | ABSENCE_PREPS
+    | ABSENCE_HEADS
+    | HEDGE_ADVS
+    | HEDGE_ADJS
+    | HEDGE_MODALS
+    | frozenset(
+        {
+            "no",
+            "nor",
+            "neither",
+            "none",
+            "appears",
+            "appear",
+            "appeared",
+            "appearing",
+            "seems",
+            "seem",
+            "seemed",
+            "seeming",
+            "looks",
+            "look",
+            "looked",
+            "looking",
+            "resembles",
+            "resemble",
+            "resembling",
+            "lacks",
+            "lack",
+            "lacking",
+            "lacked",
+        }
+    )
 )
 
 
@@ -143,7 +204,7 @@ def _noun_of(tok):
 
 
 def _presupposes(noun) -> bool:
-    """"no other people" denies further people and presupposes one: the noun is not negated."""
+    """ "no other people" denies further people and presupposes one: the noun is not negated."""
     return any(c.lower_ in ("other", "additional", "further", "more") for c in noun.children if c.i < noun.i)
 
 

@@ -123,8 +123,9 @@ def _iter_json_values(path: Path) -> Iterator[Any]:
                 except json.JSONDecodeError as e:
                     if eof:
                         line = buf.count("\n", 0, e.pos) + 1
-                        raise EntityLabelError(f"invalid JSON near line {line} of the unread part: {e.msg}",
-                                               path=path) from None
+                        raise EntityLabelError(
+                            f"invalid JSON near line {line} of the unread part: {e.msg}", path=path
+                        ) from None
                     break  # need more text
                 if end >= n and not eof:
                     break  # a number or literal may continue in the next chunk

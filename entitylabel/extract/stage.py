@@ -58,9 +58,7 @@ ENTITIES_SCHEMA = pa.schema(
         ("mentions", pa.list_(pa.string())),
     ]
 )
-LABELS_SCHEMA = pa.schema(
-    [("pair_id", pa.string()), ("entities", pa.list_(pa.string())), ("n_sources", pa.int32())]
-)
+LABELS_SCHEMA = pa.schema([("pair_id", pa.string()), ("entities", pa.list_(pa.string())), ("n_sources", pa.int32())])
 # A mention first made in sentence LATE_SENTENCE (0-based) or later of a caption with at least LATE_MIN_SENTENCES
 # sentences is a weak vote: the tail of a long VLM description is where it hallucinates (on the COCO benchmark
 # 92% of first-sentence mentions are right, 26% of those from the 5th sentence on).
@@ -105,8 +103,9 @@ class ExtractResult:
 class _Parser:
     """spaCy pipeline + MentionFinder + filters; turns caption texts into mention tuples."""
 
-    def __init__(self, vocab: Vocabulary, spacy_model: str | None, keep_hedged: bool, batch_size: int,
-                 nlp: Any = None) -> None:
+    def __init__(
+        self, vocab: Vocabulary, spacy_model: str | None, keep_hedged: bool, batch_size: int, nlp: Any = None
+    ) -> None:
         from ..resources import load_spacy
         from .mentions import MentionFinder
 
@@ -148,7 +147,7 @@ def _worker_parse(texts: list[str]) -> list[tuple[list[MentionTuple], int]]:
 
 
 def _start_method() -> str:
-    """"spawn" (workers start clean: no inherited threads or locks), but "fork" when the main module cannot
+    """ "spawn" (workers start clean: no inherited threads or locks), but "fork" when the main module cannot
     be re-imported by a spawned child (a script piped on stdin, `python -c`), where spawn would crash."""
     import __main__
 
@@ -314,7 +313,7 @@ def run_extract(
     in_space = set(names)
     accepted = [ok and k[1] in in_space for k, ok in zip(items, accepted, strict=True)]
     for k, ok in zip(items, accepted, strict=True):  # modifiers whose entity did not become a label
-        for (phrase, lemma), (n, caption) in ([] if ok else modifier_seen.get(k, {}).items()):
+        for (phrase, lemma), (n, caption) in [] if ok else modifier_seen.get(k, {}).items():
             rejects.add(phrase, lemma, "modifier", k[0], caption, n=n)
 
     # --- tables ---
@@ -391,8 +390,9 @@ def run_extract(
         "denoise": {
             "method": den.method,
             "iterations": den.iterations,
-            "sources": den.reliability() if den.method == "dawid_skene" else {s: {"items": den.n_items[s]}
-                                                                               for s in den.sources},
+            "sources": den.reliability()
+            if den.method == "dawid_skene"
+            else {s: {"items": den.n_items[s]} for s in den.sources},
         },
     }
     wall = time.perf_counter() - t0
@@ -403,9 +403,14 @@ def run_extract(
         write_parquet(rejects.table(), tmp / "rejected.parquet")
         (tmp / "label_space.json").write_text(dumps_json(label_space), encoding="utf-8")
         (tmp / "extract.json").write_text(dumps_json(report), encoding="utf-8")
-        log = {"event": "extract", "wall_s": round(wall, 3), "captions": counts["captions"],
-               "captions_per_s": round(counts["captions"] / wall, 2) if wall > 0 else None,
-               "n_process": n_process, "batch_size": batch_size}
+        log = {
+            "event": "extract",
+            "wall_s": round(wall, 3),
+            "captions": counts["captions"],
+            "captions_per_s": round(counts["captions"] / wall, 2) if wall > 0 else None,
+            "n_process": n_process,
+            "batch_size": batch_size,
+        }
         (tmp / "extract.log.jsonl").write_text(json.dumps(log, sort_keys=True) + "\n", encoding="utf-8")
     return ExtractResult(
         out_dir=target,

@@ -143,8 +143,9 @@ class _EntityIndex:
         self.vocab = vocab
         self.by_synset = {e.synset: e.name for e in vocab.entities.values() if e.synset}
         # canonical names of entities without a synset, in the form WordNet spells lemma names
-        self.by_name = {e.name.replace(" ", "_").replace("-", "_"): e.name for e in vocab.entities.values()
-                        if not e.synset}
+        self.by_name = {
+            e.name.replace(" ", "_").replace("-", "_"): e.name for e in vocab.entities.values() if not e.synset
+        }
 
     def hit(self, synset: Any) -> tuple[int, str] | None:
         """(0, entity) for a synset match, (1, entity) for a name match, else None."""

@@ -205,8 +205,10 @@ class _Reader:
         return EntityLabelError(_one_line(message), path=where, hint=hint)
 
     def text(self, node: yaml.Node, what: str, *, allow_numbers: bool = False) -> str:
-        if isinstance(node, yaml.ScalarNode) and not _is_null(node) and (
-            node.tag == _STR or node.tag in _WORD_TAGS or (allow_numbers and node.tag in _NUMBER_TAGS)
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and not _is_null(node)
+            and (node.tag == _STR or node.tag in _WORD_TAGS or (allow_numbers and node.tag in _NUMBER_TAGS))
         ):
             return node.value
         raise self.fail(f"{what} must be text, got {_kind(node)}", node)

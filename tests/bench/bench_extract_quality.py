@@ -163,8 +163,14 @@ def main() -> int:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
         t0 = time.perf_counter()
-        res = run_extract(jsonl, REPO / "vocab" / "coco80.yaml", args.out, min_confidence=args.min_confidence,
-                          keep_hedged=args.keep_hedged, n_process=args.n_process)
+        res = run_extract(
+            jsonl,
+            REPO / "vocab" / "coco80.yaml",
+            args.out,
+            min_confidence=args.min_confidence,
+            keep_hedged=args.keep_hedged,
+            n_process=args.n_process,
+        )
         print(f"run_extract: {time.perf_counter() - t0:.1f} s, method {res.method}")
     ents = pd.read_parquet(args.out / "entities" / "entities.parquet")
 
@@ -193,8 +199,10 @@ def main() -> int:
     a, b = prf(all_s, all_g), prf(all_n, all_g)
     print(f"{'OVERALL':34s} {a[0]:6.3f} {a[1]:6.3f} {a[2]:6.3f} | {b[0]:7.3f} {b[1]:6.3f} {b[2]:6.3f}")
     single_ok = a[0] >= b[0] + 0.02 and a[1] >= b[1] - 0.02
-    print(f"target single: P {a[0]:.3f} >= {b[0] + 0.02:.3f} and R {a[1]:.3f} >= {b[1] - 0.02:.3f}: "
-          f"{'MET' if single_ok else 'MISSED'}")
+    print(
+        f"target single: P {a[0]:.3f} >= {b[0] + 0.02:.3f} and R {a[1]:.3f} >= {b[1] - 0.02:.3f}: "
+        f"{'MET' if single_ok else 'MISSED'}"
+    )
 
     print("\n2. all captions of an image as sources, denoised")
     acc = ents[ents.accepted]
@@ -204,8 +212,10 @@ def main() -> int:
     g = [gold[p] for p in pair_ids]
     d = prf([labels.get(p, set()) for p in pair_ids], g)
     den_ok = d[0] >= 0.90 and d[1] >= 0.70
-    print(f"denoised (confidence >= {args.min_confidence}): P {d[0]:.3f} R {d[1]:.3f} "
-          f"({d[3]} labels): {'MET' if den_ok else 'MISSED'} (target P >= 0.90, R >= 0.70)")
+    print(
+        f"denoised (confidence >= {args.min_confidence}): P {d[0]:.3f} R {d[1]:.3f} "
+        f"({d[3]} labels): {'MET' if den_ok else 'MISSED'} (target P >= 0.90, R >= 0.70)"
+    )
     support = {(p, e): n for p, e, n in zip(ents.pair_id, ents.entity, ents.support, strict=True)}
     for k in (2, 3, 4, 5):
         ours_k = defaultdict(set)
@@ -229,9 +239,11 @@ def main() -> int:
     ap_val, precs, recs = average_precision(list(ents.confidence), hits, n_gold)
     votes = [len(s) + 0.5 * (len(s) - len(w)) for s, w in zip(ents.sources, ents.weak_sources, strict=True)]
     ap_vote, vprecs, vrecs = average_precision(votes, hits, n_gold)
-    print(f"\n3. PR curve over the confidence threshold: average precision {ap_val:.3f} "
-          f"(plain vote count: {ap_vote:.3f}; recall relative to all {n_gold} gold objects; "
-          f"max recall {recs[-1]:.3f})")
+    print(
+        f"\n3. PR curve over the confidence threshold: average precision {ap_val:.3f} "
+        f"(plain vote count: {ap_vote:.3f}; recall relative to all {n_gold} gold objects; "
+        f"max recall {recs[-1]:.3f})"
+    )
     import numpy as np
 
     conf = ents.confidence.to_numpy()
@@ -249,8 +261,10 @@ def main() -> int:
     rel = json.loads((args.out / "entities" / "extract.json").read_text())["denoise"]["sources"]
     print("\nDawid-Skene source reliability (no gold used):")
     for s, r in rel.items():
-        print(f"  {s:34s} sensitivity {r.get('sensitivity', float('nan')):.3f} "
-              f"specificity {r.get('specificity', float('nan')):.3f}")
+        print(
+            f"  {s:34s} sensitivity {r.get('sensitivity', float('nan')):.3f} "
+            f"specificity {r.get('specificity', float('nan')):.3f}"
+        )
 
     import matplotlib
 

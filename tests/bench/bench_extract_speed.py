@@ -69,8 +69,10 @@ def main() -> int:
     rows = rows[:: max(1, len(rows) // args.captions)][: args.captions]  # a spread over all 10 files
     texts = [r["caption"] for r in rows]
     vocab = REPO / "vocab" / "coco80.yaml"
-    print(f"{len(rows)} captions, batch size {args.batch_size}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{len(rows)} captions, batch size {args.batch_size}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         jsonl = tmp / "captions.jsonl"
@@ -87,22 +89,30 @@ def main() -> int:
         t0 = time.perf_counter()
         run_extract(jsonl, vocab, tmp / "one", batch_size=args.batch_size, n_process=1)
         one = len(texts) / (time.perf_counter() - t0)
-        print(f"run_extract, n_process=1:               {one:8.1f} captions/s  ratio {one / bare:.2f} "
-              f"(target >= 0.8: {'MET' if one / bare >= 0.8 else 'MISSED'})")
+        print(
+            f"run_extract, n_process=1:               {one:8.1f} captions/s  ratio {one / bare:.2f} "
+            f"(target >= 0.8: {'MET' if one / bare >= 0.8 else 'MISSED'})"
+        )
         if not args.skip_parallel:
             s0, c0 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             run_extract(jsonl, vocab, tmp / "two", batch_size=args.batch_size, n_process=2)
             two = len(texts) / (time.perf_counter() - t0)
             main_cpu, kids_cpu = _cpu(resource.RUSAGE_SELF) - s0, _cpu(resource.RUSAGE_CHILDREN) - c0
-            print(f"run_extract, n_process=2:               {two:8.1f} captions/s  ratio {two / one:.2f} "
-                  f"(target >= 1.6: {'MET' if two / one >= 1.6 else 'MISSED'})")
+            print(
+                f"run_extract, n_process=2:               {two:8.1f} captions/s  ratio {two / one:.2f} "
+                f"(target >= 1.6: {'MET' if two / one >= 1.6 else 'MISSED'})"
+            )
             # With other jobs on the cores, wall time says little; CPU time says how the work is split.
             bound = len(texts) / max(main_cpu, kids_cpu / 2)
-            print(f"  CPU: main process {main_cpu:.1f} s, 2 workers {kids_cpu:.1f} s -> on 2 free cores at most "
-                  f"{bound:.1f} captions/s ({bound / one:.2f}x the measured one-process rate)")
-            same = all((tmp / "one" / "entities" / f).read_bytes() == (tmp / "two" / "entities" / f).read_bytes()
-                       for f in ("entities.parquet", "labels.parquet", "rejected.parquet", "extract.json"))
+            print(
+                f"  CPU: main process {main_cpu:.1f} s, 2 workers {kids_cpu:.1f} s -> on 2 free cores at most "
+                f"{bound:.1f} captions/s ({bound / one:.2f}x the measured one-process rate)"
+            )
+            same = all(
+                (tmp / "one" / "entities" / f).read_bytes() == (tmp / "two" / "entities" / f).read_bytes()
+                for f in ("entities.parquet", "labels.parquet", "rejected.parquet", "extract.json")
+            )
             print(f"  outputs byte-identical to n_process=1: {same}")
 
         if not args.skip_memory:
@@ -113,8 +123,10 @@ def main() -> int:
             m1, n1, t1 = peak_memory(jsonl, vocab, tmp / "m1", args.batch_size)
             m4, n4, t4 = peak_memory(big, vocab, tmp / "m4", args.batch_size)
             ratio = m4 / m1
-            print(f"peak memory {n1} captions: {m1 / 1024:.0f} MiB ({t1:.0f} s); {n4} captions: {m4 / 1024:.0f} MiB "
-                  f"({t4:.0f} s); ratio {ratio:.3f} (target <= 1.10: {'MET' if ratio <= 1.10 else 'MISSED'})")
+            print(
+                f"peak memory {n1} captions: {m1 / 1024:.0f} MiB ({t1:.0f} s); {n4} captions: {m4 / 1024:.0f} MiB "
+                f"({t4:.0f} s); ratio {ratio:.3f} (target <= 1.10: {'MET' if ratio <= 1.10 else 'MISSED'})"
+            )
     return 0
 
 
