@@ -282,7 +282,7 @@ def export(
     shard_mb: Annotated[int, typer.Option(help="Maximum Parquet shard size in MB (hub default 500).")] = 500,
     test_fraction: Annotated[
         float, typer.Option(help="Test share of the hash split (datasets without split folders).")
-    ] = 0.1,
+    ] = 0.2,
     caption_prompt: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Prompt id whose captions fill caption_ir / caption_vis."),

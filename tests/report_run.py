@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,32 @@ def make_run(dest: Path, n: int = 12, *, evil_pair: int = 1, size: tuple[int, in
         )
     )
     return run
+
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def headless_chrome(profile: Path, window: str = "1400,1000"):
+    """Debian's Chromium through its own chromedriver (nothing downloaded), sealed off from the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
+        f"--window-size={window}",
+        f"--user-data-dir={profile}",
+    ):
+        opts.add_argument(flag)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.set_page_load_timeout(60)
+    return driver

@@ -6,16 +6,10 @@ Skipped when /usr/bin/chromium or /usr/bin/chromedriver is absent; CI installs t
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
-from report_run import EVIL, make_run
+from report_run import CHROMEDRIVER, CHROMIUM, EVIL, headless_chrome, make_run
 
 from entitylabel.report import build_report
-
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,26 +19,7 @@ pytestmark = [
 
 @pytest.fixture
 def driver(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
-        "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path / 'chrome-profile'}",
-    ):
-        opts.add_argument(flag)
-    opts.binary_location = CHROMIUM
-    d = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    d.set_page_load_timeout(60)
+    d = headless_chrome(tmp_path / "chrome-profile")
     yield d
     d.quit()
 

@@ -21,6 +21,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from report_run import CHROMEDRIVER, CHROMIUM, headless_chrome  # noqa: E402
 
 from entitylabel.io import write_parquet  # noqa: E402
 from entitylabel.pairs import PAIRS_SCHEMA, ROOT_KEY  # noqa: E402
@@ -122,27 +125,12 @@ def make_run(tmp: Path, n: int) -> Path:
 
 
 def browser_times(page: Path) -> dict[str, float] | None:
-    if not (Path("/usr/bin/chromedriver").is_file() and shutil.which("chromium")):
+    if not (CHROMEDRIVER.is_file() and CHROMIUM):
         return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import Select
 
-    opts = webdriver.ChromeOptions()
     prof = tempfile.mkdtemp()
-    for f in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
-        f"--user-data-dir={prof}",
-    ):
-        opts.add_argument(f)
-    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    d = headless_chrome(Path(prof))
     try:
         loads, filters, pages = [], [], []
         for _ in range(3):
