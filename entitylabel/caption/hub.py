@@ -28,11 +28,9 @@ class ModelSource:
     revision: str | None
 
 
-def _local_hint(model: str) -> str:
-    return (
-        f"download it where there is network (`hf download {model} --local-dir DIR`) "
-        "and pass --model DIR, or unset HF_HUB_OFFLINE"
-    )
+def _local_hint(model: str, offline_env: bool = False) -> str:
+    hint = f"download it where there is network (`hf download {model} --local-dir DIR`) and pass --model DIR"
+    return hint + ", or unset HF_HUB_OFFLINE" if offline_env else hint
 
 
 def snapshot_commit(path: Path) -> str | None:
@@ -61,7 +59,8 @@ def resolve_model(model: str, revision: str | None = None) -> ModelSource:
         return ModelSource(model, model, hf.constants.is_offline_mode(), snapshot_commit(Path(cached).parent))
     if hf.constants.is_offline_mode():
         raise EntityLabelError(
-            f"model {model!r} is not available locally and HF_HUB_OFFLINE is set", hint=_local_hint(model)
+            f"model {model!r} is not available locally and HF_HUB_OFFLINE is set",
+            hint=_local_hint(model, offline_env=True),
         )
     try:
         info = hf.HfApi().model_info(model, revision=revision, timeout=PROBE_TIMEOUT_S)
