@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from entitylabel.io import sha256_file, write_parquet
+from entitylabel.io import write_parquet
 from entitylabel.pairs import PAIRS_SCHEMA, ROOT_KEY, load_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,32 +33,19 @@ def write_manifest(df: pd.DataFrame, root: Path, path: Path) -> Path:
 
 def synthetic_manifest(folder: Path, n: int, *, size: tuple[int, int] = (48, 40)) -> Path:
     """`n` synthetic IR/VIS pairs (ir/ and vi/ PNGs) in `folder` and their manifest `folder/pairs.parquet`."""
+    from entitylabel.discover import run_discover
+
     rng = np.random.default_rng(0)
-    rows = []
     for d in ("ir", "vi"):
         (folder / d).mkdir(parents=True, exist_ok=True)
     for i in range(n):
         stem = f"{i:02d}"
-        ir = Image.fromarray(rng.integers(0, 255, size[::-1], dtype=np.uint8), mode="L")
-        vis = Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8), mode="RGB")
-        ir.save(folder / "ir" / f"{stem}.png")
-        vis.save(folder / "vi" / f"{stem}.png")
-        rows.append(
-            {
-                "pair_id": f"syn-{stem}",
-                "dataset": "syn",
-                "split": "all",
-                "ir_path": f"ir/{stem}.png",
-                "vis_path": f"vi/{stem}.png",
-                "width": size[0],
-                "height": size[1],
-                "ir_mode": "L",
-                "vis_mode": "RGB",
-                "ir_sha256": sha256_file(folder / "ir" / f"{stem}.png"),
-                "vis_sha256": sha256_file(folder / "vi" / f"{stem}.png"),
-            }
+        Image.fromarray(rng.integers(0, 255, size[::-1], dtype=np.uint8), mode="L").save(folder / "ir" / f"{stem}.png")
+        Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8), mode="RGB").save(
+            folder / "vi" / f"{stem}.png"
         )
-    return write_manifest(pd.DataFrame(rows), folder, folder / "pairs.parquet")
+    run_discover(folder, folder, dataset="syn")  # pair ids syn-00, syn-01, ...
+    return folder / "pairs.parquet"
 
 
 def shard_bytes(folder: Path) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..errors import EntityLabelError
 from ..io import atomic_dir, dumps_json
-from .config import FORMAT_VERSION, FusionConfig
+from .config import FORMAT_VERSION, FusionConfig, check_format_version
 from .model import EntityFusionNet
 
 KIND = "entitylabel.fusion"
@@ -66,13 +66,7 @@ def read_config(ckpt_dir: Path) -> tuple[FusionConfig, dict[str, Any]]:
         raise EntityLabelError(f"unreadable checkpoint config ({e})", path=path) from None
     if not isinstance(meta, dict) or meta.get("kind") != KIND or not isinstance(meta.get("config"), dict):
         raise EntityLabelError(f"not an entitylabel fusion checkpoint config (kind != {KIND!r})", path=path)
-    version = int(meta.get("format_version", 0))
-    if version > FORMAT_VERSION:
-        raise EntityLabelError(
-            f"checkpoint format version {version} is newer than this entitylabel supports ({FORMAT_VERSION})",
-            path=path,
-            hint="upgrade entitylabel to use it",
-        )
+    check_format_version(meta, path)
     return FusionConfig.from_dict(meta["config"], source=str(path)), meta
 
 

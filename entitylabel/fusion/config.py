@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import EntityLabelError
 
 FORMAT_VERSION = 1
 """Bumped whenever the checkpoint layout or the meaning of a stored field changes."""
+
+
+def check_format_version(data: dict[str, Any], source: str | Path) -> None:
+    """Refuse a checkpoint (or its config) written by a newer entitylabel format."""
+    version = int(data.get("format_version", 0))
+    if version > FORMAT_VERSION:
+        raise EntityLabelError(
+            f"checkpoint format version {version} is newer than this entitylabel supports ({FORMAT_VERSION})",
+            path=source,
+            hint="upgrade entitylabel to read it",
+        )
 
 
 @dataclass
@@ -69,13 +81,7 @@ class FusionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> FusionConfig:
         """Build from a stored dict; refuse newer formats, ignore nothing silently."""
-        version = int(data.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise EntityLabelError(
-                f"checkpoint format version {version} is newer than this entitylabel supports ({FORMAT_VERSION})",
-                path=source,
-                hint="upgrade entitylabel to read it",
-            )
+        check_format_version(data, source)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
