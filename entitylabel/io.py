@@ -54,6 +54,28 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+_UNSAFE_NAME_CHARS = frozenset('/\\\0:*?"<>|')
+
+
+def safe_child(folder: str | Path, name: str, suffix: str = "") -> Path:
+    """`folder / (name + suffix)`, refusing a name that could leave `folder` or is not one plain file name.
+
+    Output names built from data (pair ids from a downloaded dataset, stems from a caption file) go
+    through here: path separators, `..`, a leading dot, control characters or Windows-reserved characters
+    are refused with one line naming the value, never written outside `folder`.
+    """
+    bad = (
+        not name
+        or name in (".", "..")
+        or name.startswith(".")
+        or any(ch in _UNSAFE_NAME_CHARS or ord(ch) < 32 for ch in name)
+        or len((name + suffix).encode("utf-8")) > 255
+    )
+    if bad:
+        raise EntityLabelError(f"unsafe output name {name!r}: not a plain file name", path=folder)
+    return Path(folder) / f"{name}{suffix}"
+
+
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create `path` (and parents) and check we can write there; one-line error otherwise."""
     p = Path(path)
