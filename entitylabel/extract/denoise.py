@@ -1,86 +1,27 @@
-"""Denoising across caption sources: support, per-source reliability (Dawid-Skene), confidence, pruning.
+"""Per-model reliability across models: Dawid-Skene EM without gold, reported in extract.json.
 
-Every pair has captions from several sources (IR/VIS, prompts, models). For each candidate (pair, entity)
-that at least one source mentions, each source that captioned the pair votes 1 (it mentions the entity)
-or 0 (it does not); a source without a caption for the pair abstains. Plain voting treats all sources the
-same, but some models hallucinate far more than others and some are terse.
-
-Dawid & Skene (1979), estimated by EM without any gold label. Each source's observation of a candidate is
-one of {silent, weak mention, mention}: a weak mention is one first made late in a long caption, or a
-vocabulary noun used only as a modifier ("car" in "car headlights"), see stage.py. A weak vote alone never
-makes a label from one caption; across sources it is evidence like any other, weighed by the EM.
-Latent classes: absent, and `N_CLASSES - 1` kinds of present object. Real objects are not all alike: a
-salient one is mentioned by nearly every source, a small one by a few; with one "present" class the EM
-learns the salient profile (sensitivity ~0.9), calls every object that few sources mention absent, and the
-posterior piles up near 0 and 1 (on the COCO benchmark: precision .98 but recall .50 at 0.5, and the point
-with precision .90 sat at a posterior of 5e-5). A second present class ("present, rarely mentioned") absorbs
-them, so the 0.5 posterior is a usable default (precision .94, recall .59 there); the ranking is unchanged.
-Each class c and source s have a distribution P(obs | c) over the three levels.
-  E-step: P(c | item) ~ prior_c * prod_s P(obs_s | c), over the sources that captioned the pair.
-  M-step: posterior-weighted observation rates with one pseudo-count per level (so a source seen on few
-  items stays near uniform); class priors are the mean posteriors (optionally per entity, shrunk toward them
-  with `prior_strength` pseudo-candidates; off by default: on the COCO benchmark a global prior ranked better).
+Dawid & Skene (1979): each model's observation of a candidate is one of {silent, weak vote, vote}; latent
+classes are absent and `N_CLASSES - 1` kinds of present object (a salient one nearly every model names, a
+small one only some do: with one "present" class the EM calls every rarely named object absent). Each class
+c and model s have a distribution P(obs | c) over the three levels.
+  E-step: P(c | item) ~ prior_c * prod_s P(obs_s | c), over the models that captioned the pair.
+  M-step: posterior-weighted observation rates with one pseudo-count per level; class priors are the mean
+  posteriors (optionally per entity, shrunk toward them with `prior_strength` pseudo-candidates).
 Initialised from equal-width bins of the vote fraction, iterated to convergence (change < 1e-6) or `max_iter`.
-The confidence is P(present) = 1 - P(absent). Reported per source: sensitivity = P(mention | present), the
-present classes weighed by their prior, and specificity = P(silent | absent). A source that mentions
-everything (low specificity) earns little weight for its mentions; one that is silent only when the others
-are silent earns a lot. The sources are not independent (two prompts to one model, shared hallucinations),
-so treat the confidence as a ranking score first, and set `min_confidence` by the precision you need.
-
-With fewer than `MIN_SOURCES_FOR_EM` sources in the whole dataset the model is not identifiable; the
-confidence is then the vote fraction (support / sources that captioned the pair), and the report says so.
+EM that assumes independent witnesses runs only across models, never over one model's captions (its
+prompts, decodings and modalities share its mistakes), and only with at least `MIN_SOURCES_FOR_EM` models.
+The confidence itself is the calibrated estimate of confidence.py; this is a diagnostic of each model:
+sensitivity = P(vote | present), the present classes weighed by their prior, specificity = P(silent | absent).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 MIN_SOURCES_FOR_EM = 3
 N_LEVELS = 3  # observation per source and candidate: 0 silent, 1 weak (late or modifier) mention, 2 mention
 N_CLASSES = 3  # latent classes: absent, present but rarely mentioned, present and salient
-WEAK_WEIGHT = 0.4  # a weak (late or modifier) vote in the vote-fraction fallback: alone it stays under 0.5
 _EPS = 1e-6
-
-
-@dataclass
-class DenoiseResult:
-    confidence: np.ndarray  # one per item, in item order
-    method: str  # "dawid_skene" or "vote_fraction"
-    sources: list[str]
-    sensitivity: dict[str, float]
-    specificity: dict[str, float]
-    n_items: dict[str, int]  # items each source could vote on
-    iterations: int
-
-    def reliability(self) -> dict[str, dict[str, float]]:
-        return {
-            s: {
-                "sensitivity": round(self.sensitivity[s], 6),
-                "specificity": round(self.specificity[s], 6),
-                "items": self.n_items[s],
-            }
-            for s in self.sources
-        }
-
-
-def vote_matrix(
-    items: list[tuple[str, str]],
-    votes: list[dict[str, int]],
-    pair_sources: dict[str, set[str]],
-    sources: list[str],
-) -> np.ndarray:
-    """int8 matrix items x sources: 2 strong mention, 1 weak (late or modifier) mention, 0 captioned the pair
-    but silent, -1 no caption for the pair (abstains)."""
-    index = {s: j for j, s in enumerate(sources)}
-    y = np.full((len(items), len(sources)), -1, dtype=np.int8)
-    for i, ((pair, _), voters) in enumerate(zip(items, votes, strict=True)):
-        for s in pair_sources.get(pair, ()):
-            y[i, index[s]] = 0
-        for s, strength in voters.items():
-            y[i, index[s]] = strength
-    return y
 
 
 def dawid_skene(
@@ -137,32 +78,36 @@ def dawid_skene(
     return 1.0 - resp[:, 0], theta, global_prior, iterations
 
 
-def denoise(
-    items: list[tuple[str, str]], votes: list[dict[str, int]], pair_sources: dict[str, set[str]]
-) -> DenoiseResult:
-    """Confidence for each candidate (pair, entity) from the sources that mention it (source -> strength)."""
-    sources = sorted({s for ss in pair_sources.values() for s in ss})
-    y = vote_matrix(items, votes, pair_sources, sources)
-    obs = (y >= 0).sum(0)
-    n_items = {s: int(obs[j]) for j, s in enumerate(sources)}
-    if len(sources) < MIN_SOURCES_FOR_EM or not items:
-        weight = np.where(y == 2, 1.0, np.where(y == 1, WEAK_WEIGHT, 0.0))
-        conf = weight.sum(1) / np.maximum((y >= 0).sum(1), 1)
-        nan = {s: float("nan") for s in sources}
-        return DenoiseResult(conf.astype(np.float64), "vote_fraction", sources, nan, dict(nan), n_items, 0)
+def model_reliability(items: list[tuple[str, str]], table) -> tuple[dict[str, dict[str, float]], int]:
+    """Per model: sensitivity and specificity from Dawid-Skene across models, no gold used; ({}, 0) with fewer
+    than `MIN_SOURCES_FOR_EM` models. A model observes a candidate as 2 (a strong vote by any of its captions),
+    1 (weak votes only), 0 (captioned the pair, silent) or -1 (no caption). Reported, not used for confidence.
+    """
+    from .sources import model_of
+
+    models = sorted({model_of(s) for caps in table.captions.values() for s in caps})
+    if len(models) < MIN_SOURCES_FOR_EM or not items:
+        return {}, 0
+    index = {m: j for j, m in enumerate(models)}
+    y = np.full((len(items), len(models)), -1, dtype=np.int8)
+    for i, key in enumerate(items):
+        for s in table.captions[key[0]]:
+            y[i, index[model_of(s)]] = 0
+        for s, v in table.votes[key].items():
+            j = index[model_of(s)]
+            y[i, j] = max(y[i, j], 2 if v.strong else 1)
     names = sorted({e for _, e in items})
-    cls_index = {e: k for k, e in enumerate(names)}
-    classes = np.array([cls_index[e] for _, e in items], dtype=np.int64)
-    post, theta, prior, it = dawid_skene(y, classes)
-    # sensitivity: P(mention | present), the present classes weighed by their prior
+    cls = {e: k for k, e in enumerate(names)}
+    _, theta, prior, iterations = dawid_skene(y, np.array([cls[e] for _, e in items], dtype=np.int64))
     present = prior[1:] / prior[1:].sum()
     silent_if_present = np.einsum("k,ks->s", present, theta[1:, :, 0])
-    return DenoiseResult(
-        post,
-        "dawid_skene",
-        sources,
-        {s: float(1 - silent_if_present[j]) for j, s in enumerate(sources)},
-        {s: float(theta[0, j, 0]) for j, s in enumerate(sources)},
-        n_items,
-        it,
-    )
+    observed = (y >= 0).sum(0)
+    out = {
+        m: {
+            "sensitivity": round(float(1 - silent_if_present[j]), 6),
+            "specificity": round(float(theta[0, j, 0]), 6),
+            "items": int(observed[j]),
+        }
+        for m, j in index.items()
+    }
+    return out, iterations

@@ -2,10 +2,11 @@
 
 Mention filters run in order on every `Candidate`; the first one that drops it names the reason:
   meta -> not_in_vocabulary -> modifier -> negated -> hedged (hedged only when `keep_hedged` is off).
-Caption-level drops (`bad_caption`), dataset-level drops (`below_support`, `low_confidence`,
-`below_min_pairs`) and captions of pairs missing from the manifest (`unknown_pair`) are logged into the same
-`RejectLog`, which becomes `rejected.parquet`: one row per (phrase, lemma, reason) with a count and the first
-example seen (inputs are read in a fixed order, so the example is deterministic).
+Every reason is defined once, in reasons.py. Caption-level drops (`bad_caption`), dataset-level drops
+(`below_support`, `low_confidence`, `below_min_pairs`) and captions of pairs missing from the manifest
+(`unknown_pair`) are logged into the same `RejectLog`, which becomes `rejected.parquet`: one row per
+(phrase, lemma, reason) with a count and the first example seen (inputs are read in a fixed order, so the
+example is deterministic). The decision on each mention is also stored with its span (mentions.parquet).
 """
 
 from __future__ import annotations
@@ -16,20 +17,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .mentions import Candidate
+from .reasons import ORDER, REASONS
 
-REASONS = (
-    "bad_caption",  # empty / whitespace / non_english / token_soup / caption_error (code in `lemma`)
-    "unknown_pair",  # caption of a pair that is not in the --pairs manifest (pair id in `phrase`)
-    "meta",  # a meta noun of the vocabulary ("image", "scene")
-    "not_in_vocabulary",  # a noun head the vocabulary does not know (input for `vocab suggest`)
-    "modifier",  # a vocabulary noun used to modify another noun ("car" in "car headlights"); a weak vote
-    # when not negated/hedged (stage.py), then reported only when its entity did not become a label
-    "negated",  # inside a negation / absence scope ("no cars")
-    "hedged",  # inside a hedge scope ("what appears to be a dog"), dropped unless keep_hedged
-    "below_support",  # fewer sources than --min-support mention it for that pair (entity in `phrase`)
-    "low_confidence",  # denoised confidence under --min-confidence for that pair
-    "below_min_pairs",  # the entity has fewer than --min-pairs positive pairs: left out of the label space
-)
 EXAMPLE_CHARS = 300
 
 REJECTED_SCHEMA = pa.schema(
@@ -109,6 +98,8 @@ class RejectLog:
     examples: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
 
     def add(self, phrase: str, lemma: str, reason: str, pair_id: str, caption: str | None, n: int = 1) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}: add it to extract/reasons.py")
         key = (phrase, lemma, reason)
         self.counts[key] += n
         if key not in self.examples:
@@ -118,12 +109,11 @@ class RejectLog:
         out: Counter = Counter()
         for (_, _, reason), n in self.counts.items():
             out[reason] += n
-        return {r: out[r] for r in REASONS if out[r]}
+        return {r: out[r] for r in ORDER if out[r]}
 
     def table(self) -> pa.Table:
         """Rows sorted by reason (in REASONS order), then descending count, then phrase and lemma."""
-        order = {r: i for i, r in enumerate(REASONS)}
-        keys = sorted(self.counts, key=lambda k: (order.get(k[2], len(order)), -self.counts[k], k[0], k[1]))
+        keys = sorted(self.counts, key=lambda k: (ORDER[k[2]], -self.counts[k], k[0], k[1]))
         cols: dict[str, list] = {n: [] for n in REJECTED_SCHEMA.names}
         for k in keys:
             pid, cap = self.examples[k]

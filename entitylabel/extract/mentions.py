@@ -11,7 +11,8 @@
    VERB) still count when their dependency is nominal and they are vocabulary forms.
 3. Each candidate is looked up by its lowercase form, then by its lemma: an entity, a meta noun, or neither.
 
-The result per candidate is a `Candidate` with flags; the filters (filters.py) decide keep/drop.
+The result per candidate is a `Candidate` with flags and its character span, in text order; the filters
+(filters.py) decide keep/drop.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class Candidate:
     hedged: bool
     sentence: int = 0  # index of the sentence holding the head token (0 = first)
     token: int = 0  # index of the head token in the doc
+    start: int = 0  # character offsets of the phrase in the doc's text
+    end: int = 0
+    plural: bool = False  # a plural head or a counted one ("cars", "two dogs"): the caption asserts several
+    core: bool = False  # not the object of a preposition: a subject, object or attribute ("a dog on a bed": dog)
 
 
 class MentionFinder:
@@ -95,7 +100,9 @@ class MentionFinder:
             phrase = span.text.lower()
             lemma = " ".join(t.lemma_.lower() for t in span)
             entity, meta = self._lookup(phrase, lemma)
-            out.append(_make(phrase, lemma, entity, meta, root, negated, hedged, sent_of))
+            out.append(
+                _make(phrase, lemma, entity, meta, root, negated, hedged, sent_of, span.start_char, span.end_char)
+            )
         # Only tokens that may be nominal become Token objects (creating them is the costly part).
         maybe = np.nonzero(np.isin(arr[:, 1], self._noun_pos) | np.isin(arr[:, 2], self._nominal_deps))[0]
         for i in maybe.tolist():
@@ -110,11 +117,12 @@ class MentionFinder:
             entity, meta = self._lookup(phrase, lemma)
             if not noun and entity is None:
                 continue
-            out.append(_make(phrase, lemma, entity, meta, tok, negated, hedged, sent_of))
+            out.append(_make(phrase, lemma, entity, meta, tok, negated, hedged, sent_of, tok.idx, tok.idx + len(tok)))
+        out.sort(key=lambda c: c.start)  # text order, so the first mention of an entity comes first
         return out
 
 
-def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of) -> Candidate:
+def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of, start, end) -> Candidate:
     return Candidate(
         phrase=phrase,
         lemma=lemma,
@@ -125,7 +133,15 @@ def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of) -> Candid
         hedged=head.i in hedged,
         sentence=int(sent_of[head.i]),
         token=head.i,
+        start=start,
+        end=end,
+        plural=_is_plural(head),
+        core=head.dep_ != "pobj",
     )
+
+
+def _is_plural(tok) -> bool:
+    return tok.tag_ in ("NNS", "NNPS") or any(c.dep_ == "nummod" for c in tok.children)
 
 
 def _is_noun(tok) -> bool:

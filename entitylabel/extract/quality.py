@@ -9,8 +9,8 @@
   the text compresses 10x), or mostly vowel-less / symbol-mixed tokens ("xq7 ##b zzkt").
   A plain keyword list ("car, tree, road, person") is NOT soup: it is a fine caption and goes through.
   The checks are cheap heuristics on the first `_SAMPLE` characters.
-`chunks(text)` splits text longer than `max_chars` at sentence ends (else at spaces), so a 20,000-character
-caption is parsed as several ordinary documents instead of one huge one.
+`chunk_spans(text)` / `chunks(text)` split text longer than `max_chars` at sentence ends (else at spaces), so a
+20,000-character caption is parsed as several ordinary documents instead of one huge one.
 """
 
 from __future__ import annotations
@@ -85,26 +85,49 @@ def _is_junk(token: str) -> bool:
     return len(core) > 3 and not _VOWELS.search(core)
 
 
-def chunks(text: str, max_chars: int = 5000) -> list[str]:
-    """`text` cut into pieces of at most `max_chars`, at sentence ends when possible, else at spaces."""
+def chunk_spans(text: str, max_chars: int = 5000) -> list[tuple[int, int]]:
+    """(start, end) offsets of pieces of `text` of at most `max_chars`, cut at sentence ends when possible,
+    else at spaces. Pieces are exact slices (leading/trailing whitespace left out), so a mention's character
+    offsets in a piece plus the piece's start are its offsets in the caption."""
     if len(text) <= max_chars:
-        return [text]
-    out: list[str] = []
-    cur = ""
-    for sent in _SENT_END.split(text):
-        while len(sent) > max_chars:  # one sentence longer than a chunk: cut at the last space
-            cut = sent.rfind(" ", 0, max_chars)
-            cut = cut if cut > max_chars // 2 else max_chars
+        return [(0, len(text))] if text.strip() else []
+    sentences: list[tuple[int, int]] = []
+    pos = 0
+    for m in _SENT_END.finditer(text):
+        sentences.append((pos, m.start()))
+        pos = m.end()
+    sentences.append((pos, len(text)))
+    out: list[tuple[int, int]] = []
+    cur: tuple[int, int] | None = None
+    for start, end in sentences:
+        while end - start > max_chars:  # one sentence longer than a chunk: cut at the last space
+            cut = text.rfind(" ", start, start + max_chars)
+            cut = cut if cut > start + max_chars // 2 else start + max_chars
             if cur:
                 out.append(cur)
-                cur = ""
-            out.append(sent[:cut])
-            sent = sent[cut:].lstrip()
-        if cur and len(cur) + 1 + len(sent) > max_chars:
+                cur = None
+            out.append((start, cut))
+            start = cut
+            while start < end and text[start].isspace():
+                start += 1
+        if cur and end - cur[0] > max_chars:
             out.append(cur)
-            cur = sent
+            cur = (start, end)
         else:
-            cur = f"{cur} {sent}" if cur else sent
+            cur = (cur[0], end) if cur else (start, end)
     if cur:
         out.append(cur)
-    return [c for c in out if c.strip()]
+    return [_strip(text, s, e) for s, e in out if text[s:e].strip()]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def chunks(text: str, max_chars: int = 5000) -> list[str]:
+    """`text` cut into pieces of at most `max_chars` (see `chunk_spans`)."""
+    return [text[s:e] for s, e in chunk_spans(text, max_chars)]
