@@ -36,7 +36,7 @@ from .sources import model_of
 from .votes import VoteTable
 
 MODALITY_SEP = "|"  # a view key: model + "|" + modality
-FEATURES = ("any", "strong", "plural", "early", "mentions", "core", "rank", "head", "loglen")
+FEATURES = ("any", "strong", "plural", "early", "mentions", "core", "rank", "head", "loglen", "agreement")
 MONOTONE = frozenset(FEATURES) - {"loglen"}  # weights >= 0
 ANTITONE: frozenset[str] = frozenset()  # weights <= 0 (none at present)
 MODEL_FILE = "confidence_model.json"
@@ -55,6 +55,7 @@ class ConfidenceModel:
     silent_loglen: float
     combine: dict[str, float]
     fit: dict[str, Any]
+    agreement_ref: float = 0.8  # a model's agreement where it cannot be measured (one caption per view)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConfidenceModel:
@@ -82,6 +83,7 @@ class ConfidenceModel:
             "silent_loglen": self.silent_loglen,
             "combine": self.combine,
             "fit": self.fit,
+            "agreement_ref": self.agreement_ref,
         }
 
 
@@ -131,6 +133,7 @@ def _view_features(views: dict[str, list[str]], voters: dict, sizes: dict[str, t
                 sum(1.0 - v.rank for v in votes) / n,
                 sum(1.0 / (1.0 + v.first_char / 100.0) for v in votes) / n,
                 sum(math.log1p(sizes[s][1]) for s in srcs) / n,
+                math.nan,  # agreement: filled in per model by `design`
             ]
         )
     return out
@@ -143,6 +146,7 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
     row_item: list[int] = []
     row_loglen: list[float] = []
     row_model: list[str] = []
+    view_sizes: list[list[str]] = []
     n_models = np.zeros(len(items), dtype=np.int64)
     grouped: dict[str, dict[str, dict[str, list[str]]]] = {}  # pair -> model -> view -> sources
     for i, key in enumerate(items):
@@ -156,14 +160,19 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
         n_models[i] = len(models)
         for model, views in models.items():
             feats = _view_features(views, table.votes[key], sizes)
+            view_sizes += [ss for ss in views.values() if any(s in table.votes[key] for s in ss)]
             srcs = [s for ss in views.values() for s in ss]
             x += feats
             view_row += [len(row_item)] * len(feats)
             row_item.append(i)
             row_loglen.append(sum(math.log1p(sizes[s][1]) for s in srcs) / len(srcs))
             row_model.append(model)
+    xa = np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES))
+    rows = np.asarray(view_row, dtype=np.int64)
+    items_of_views = np.asarray(row_item, dtype=np.int64)[rows] if len(rows) else rows
+    _fill_agreement(xa, [row_model[r] for r in view_row], [len(v) for v in view_sizes], items_of_views)
     return Design(
-        np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES)),
+        xa,
         np.asarray(view_row, dtype=np.int64),
         np.asarray(row_item, dtype=np.int64),
         np.asarray(row_loglen, dtype=np.float64),
@@ -172,12 +181,33 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
     )
 
 
+def _fill_agreement(x: np.ndarray, view_model: list[str], view_n: list[int], view_item: np.ndarray) -> None:
+    """Per model, how consistently its captions name what one of them names: the mean share of a view's
+    captions voting for its candidates, over views of two or more captions (NaN where there are none). Read
+    from the whole run, no gold: a model whose prompts agree with each other hallucinates less. Each candidate
+    gets its model's value computed without its own views, so its own votes never move it (monotone)."""
+    col = FEATURES.index("agreement")
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    own: dict[tuple[str, int], list[float]] = {}
+    for j, (model, n) in enumerate(zip(view_model, view_n, strict=True)):
+        if n >= 2:
+            sums[model] = sums.get(model, 0.0) + x[j, 0]
+            counts[model] = counts.get(model, 0) + 1
+            own.setdefault((model, int(view_item[j])), []).append(x[j, 0])
+    for j, model in enumerate(view_model):
+        mine = own.get((model, int(view_item[j])), [])
+        rest = counts.get(model, 0) - len(mine)
+        x[j, col] = (sums[model] - sum(mine)) / rest if rest > 0 else math.nan
+
+
 def scores(d: Design, m: ConfidenceModel) -> np.ndarray:
     """Confidence per candidate from the design and the coefficients."""
     w = np.array([m.view_weights[f] for f in FEATURES])
     n = len(d.n_models)
+    x = np.where(np.isnan(d.x), m.agreement_ref, d.x)
     z = np.full(len(d.row_item), -np.inf)
-    np.maximum.at(z, d.view_row, m.view_bias + d.x @ w)
+    np.maximum.at(z, d.view_row, m.view_bias + x @ w)
     best = np.full(n, -np.inf)
     np.maximum.at(best, d.row_item, z)
     # how far each voting model's score is above its silence score; 0 when silent

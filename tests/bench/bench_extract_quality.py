@@ -192,6 +192,7 @@ def fit(settings: list[Setting]):
 
     single = [s for s in settings if len(s.models) == 1]
     x = np.vstack([s.design.x[~s.odd[s.design.row_item[s.design.view_row]]] for s in single])
+    agreement_ref = float(np.mean([s.design.x[0, FEATURES.index("agreement")] for s in single]))
     y = np.concatenate([s.y[~s.odd] for s in single]).astype(float)
     xa = np.hstack([np.ones((len(x), 1)), x])
 
@@ -207,7 +208,7 @@ def fit(settings: list[Setting]):
     def model_for(theta) -> ConfidenceModel:
         combine = dict(zip(COMBINE, map(float, theta[2:]), strict=True))
         weights = dict(zip(FEATURES, map(float, beta[1:]), strict=True))
-        return ConfidenceModel(float(beta[0]), weights, float(theta[0]), float(theta[1]), combine, {})
+        return ConfidenceModel(float(beta[0]), weights, float(theta[0]), float(theta[1]), combine, {}, agreement_ref)
 
     from entitylabel.extract.confidence import scores
 
@@ -232,6 +233,7 @@ def fit(settings: list[Setting]):
             "script": "tests/bench/bench_extract_quality.py --fit",
             "candidates_single": int(len(y)),
         },
+        agreement_ref,
     )
 
 
