@@ -114,24 +114,25 @@ class Design:
 
 
 def _view_features(views: dict[str, list[str]], voters: dict, sizes: dict[str, tuple[int, int]]) -> list:
+    """One row per voting view. `any` counts every vote; the other mention features only votes that name the
+    entity (a modifier alone, "car" in "car headlights", is evidence through `any` only)."""
     out = []
     for srcs in views.values():
+        n = len(srcs)
         votes = [voters[s] for s in srcs if s in voters]
         if not votes:
             continue
-        n = len(srcs)
-        sents = {s: max(sizes[s][0], 1) for s in srcs}
-        early = sum(1.0 - voters[s].first_sentence / sents[s] for s in srcs if s in voters)
+        named = [(voters[s], max(sizes[s][0], 1)) for s in srcs if s in voters and voters[s].noun]
         out.append(
             [
                 len(votes) / n,
-                sum(v.strong for v in votes) / n,
-                sum(v.plural for v in votes) / n,
-                early / n,
-                sum(math.log1p(v.n_mentions) for v in votes) / n,
-                sum(v.core for v in votes) / n,
-                sum(1.0 - v.rank for v in votes) / n,
-                sum(1.0 / (1.0 + v.first_char / 100.0) for v in votes) / n,
+                sum(v.strong for v, _ in named) / n,
+                sum(v.plural for v, _ in named) / n,
+                sum(1.0 - v.first_sentence / k for v, k in named) / n,
+                sum(math.log1p(v.n_mentions) for v, _ in named) / n,
+                sum(v.core for v, _ in named) / n,
+                sum(1.0 - v.rank for v, _ in named) / n,
+                sum(1.0 / (1.0 + v.first_char / 100.0) for v, _ in named) / n,
                 sum(math.log1p(sizes[s][1]) for s in srcs) / n,
                 math.nan,  # agreement: filled in per model by `design`
             ]

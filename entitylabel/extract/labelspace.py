@@ -1,7 +1,8 @@
 """Label step: candidates with confidences -> accepted labels, rejection verdicts and the label space.
 
-A candidate (pair, entity) is a label when at least `min_support` sources vote for it and its confidence is
-at least `min_confidence`; an entity with fewer than `min_pairs` positive pairs leaves the label space (its
+A candidate (pair, entity) is a label when some vote names it (a modifier alone, "car" in "car headlights",
+never makes a label), at least `min_support` sources vote for it and its confidence is at least
+`min_confidence`; an entity with fewer than `min_pairs` positive pairs leaves the label space (its
 labels are dropped). Every candidate that is not a label is recorded with its reason (reasons.py), and a
 weak modifier mention whose entity did not become a label is recorded as `modifier`.
 """
@@ -44,12 +45,15 @@ def decide(
     """Accept, reject (recording why in `rejects`) and prune the label space (see module docstring)."""
     verdict: dict[tuple[str, str], str] = {}
     for k, c in zip(items, confidence, strict=True):
-        if len(table.votes[k]) < min_support:
+        if not any(v.noun for v in table.votes[k].values()):
+            verdict[k] = "modifier"  # only modifiers: evidence for other sources' votes, never a label alone
+        elif len(table.votes[k]) < min_support:
             verdict[k] = "below_support"
         elif c < min_confidence:
             verdict[k] = "low_confidence"
     for k, reason in verdict.items():
-        rejects.add(k[1], k[1], reason, k[0], None)
+        if reason != "modifier":  # a modifier's phrases are recorded below
+            rejects.add(k[1], k[1], reason, k[0], None)
     pos_counts = collections.Counter(k[1] for k in items if k not in verdict)
     dropped = {e: pos_counts[e] for e in vocab.entities if 0 < pos_counts[e] < min_pairs}
     for e, n in dropped.items():

@@ -31,6 +31,7 @@ class Vote:
     n_mentions: int  # voting mentions
     core: bool  # some voting mention is not the object of a preposition
     first_char: int = 0  # character offset of its first voting mention
+    noun: bool = True  # some voting mention names the entity (not only modifies another noun)
     rank: float = 0.0  # place of its first mention among the caption's voted entities: 0 first .. 1
 
     def merge(self, other: Vote) -> None:
@@ -40,6 +41,7 @@ class Vote:
         self.n_mentions += other.n_mentions
         self.core |= other.core
         self.first_char = min(self.first_char, other.first_char)
+        self.noun |= other.noun
         self.rank = min(self.rank, other.rank)
 
 
@@ -75,7 +77,7 @@ class VoteTable:
                 continue
             key = (pair, m.entity)
             strong = m.reason is None and not (long_caption and m.sentence >= self.late_sentence)
-            vote = Vote(strong, m.sentence, m.plural, 1, m.core, m.start)
+            vote = Vote(strong, m.sentence, m.plural, 1, m.core, m.start, noun=m.reason is None)
             if m.entity in mine:
                 mine[m.entity].merge(vote)
             else:
