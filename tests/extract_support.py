@@ -55,3 +55,14 @@ def write_vocab(folder: Path, text: str = TEST_VOCAB, name: str = "vocab.yaml") 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def vote_table(captions: dict[str, dict[str, tuple[int, int]]], votes: dict[tuple[str, str], dict]):
+    """A VoteTable made by hand: pair -> source -> (sentences, tokens); (pair, entity) -> source -> Vote."""
+    from entitylabel.extract.votes import VoteTable
+
+    table = VoteTable(4, 6, True)
+    table.captions = {p: dict(c) for p, c in captions.items()}
+    table.votes = {k: dict(v) for k, v in votes.items()}
+    table.phrases = {k: {k[1]} for k in votes}
+    return table
