@@ -178,7 +178,9 @@ def extract(
         typer.Option("--pairs", help="Pair manifest: captions of other pairs are reported, not used."),
     ] = None,
     min_support: Annotated[int, typer.Option(help="Sources that must mention an entity for a label.")] = 1,
-    min_confidence: Annotated[float, typer.Option(help="Denoised confidence needed for a label (0-1).")] = 0.5,
+    min_confidence: Annotated[
+        float, typer.Option(help="Confidence (a calibrated estimate of P(entity in pair)) needed for a label (0-1).")
+    ] = 0.35,
     min_pairs: Annotated[int, typer.Option(help="Positive pairs an entity needs to stay in the label space.")] = 1,
     keep_hedged: Annotated[
         bool, typer.Option(help="Count hedged mentions ('appears to be a dog') as mentions.")

@@ -106,7 +106,7 @@ def test_outputs_labels_and_rejections(setup, tmp_path):
     assert status[("d-001", "ir:brief:m1", "dog")] == "accepted"
     assert status[("d-002", "vis:detail:m2", "image")] == "meta"
     assert set(spans.status) <= set(REASONS) | {"accepted"} and len(spans) == len(
-        set(zip(spans.pair_id, spans.source, spans.start))
+        set(zip(spans.pair_id, spans.source, spans.start, strict=True))
     )
 
 
@@ -260,3 +260,14 @@ def test_modifiers_are_weak_votes_never_labels_alone(tmp_path, entitylabel_cache
     assert off.loc[("c", "car"), "confidence"] < ents.loc[("c", "car"), "confidence"]  # the modifier is ignored
     rej = pd.read_parquet(tmp_path / "off" / "entities" / "rejected.parquet")
     assert rej[rej.reason == "modifier"]["count"].sum() == 2
+
+
+def test_rejection_reasons_are_defined_in_one_place():
+    from entitylabel.extract.filters import RejectLog
+    from entitylabel.report.highlight import status_kind
+
+    assert status_kind("accepted") == "ok" and status_kind("negated") == "neg" and status_kind("hedged") == "hedge"
+    assert {status_kind(r) for r in REASONS} <= {"rej", "neg", "hedge"}
+    assert status_kind("not_in_vocabulary") == "rej" and status_kind("below_min_pairs") == "rej"
+    with pytest.raises(ValueError, match="reasons.py"):
+        RejectLog().add("x", "x", "made_up_reason", "p", None)

@@ -2,16 +2,19 @@
 
 A segment is `[text]` (plain) or `[text, kind, note]` where kind is one of
 `ok` (a mention that became an entity; note = the entity), `neg` (negated), `hedge` (hedged) or
-`rej` (rejected for another reason: not in the vocabulary, meta noun, below support; note = the reason).
+`rej` (rejected for another reason: not in the vocabulary, meta noun, low confidence; note = the reason).
+The kind of each status comes from the one table of rejection reasons (extract/reasons.py).
 Segments are plain text: the page renders them with `textContent`, never as markup.
 
 Two sources of spans, best first:
-1. exact spans from the extract stage's optional `mentions.parquet` (pair_id, source, start, end, text,
-   entity, status), used as given (a span whose text does not match the caption is skipped);
-2. otherwise a case-insensitive whole-word phrase search: the pair's accepted mentions (entities.parquet
-   `mentions`) and every rejected phrase (rejected.parquet). This is an approximation: a phrase rejected as
-   negated in one caption is also marked where it appears un-negated in another caption of another pair
-   unless that pair accepted it. Longest match wins; on equal length an accepted mention wins.
+1. the exact spans the extract stage stores in `mentions.parquet` (pair_id, source, start, end, text,
+   entity, status: `accepted` or the mention's rejection reason), used as given (a span whose text does not
+   match the caption is skipped);
+2. for runs written before spans were stored: a case-insensitive whole-word phrase search over the pair's
+   accepted mentions (entities.parquet `mentions`) and every rejected phrase (rejected.parquet). This is an
+   approximation: a phrase rejected as negated in one caption is also marked where it appears un-negated in
+   another caption of another pair unless that pair accepted it. Longest match wins; on equal length an
+   accepted mention wins.
 """
 
 from __future__ import annotations
@@ -19,21 +22,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from ..extract.reasons import display_kind
+
 _WORD = re.compile(r"\w+(?:['’-]\w+)*", re.UNICODE)
 
 Segment = list[str]
 
 
 def status_kind(status: str) -> str:
-    """Map an extract status or rejection reason to a display kind."""
-    s = (status or "").lower()
-    if s in ("ok", "accepted", "kept", "label", "entity"):
-        return "ok"
-    if "neg" in s or "absen" in s:
-        return "neg"
-    if "hedg" in s or "uncertain" in s:
-        return "hedge"
-    return "rej"
+    """Display kind of an extract status: `ok` for `accepted`, else its rejection reason's kind."""
+    return display_kind(status or "")
 
 
 def phrase_key(text: str) -> tuple[str, ...]:

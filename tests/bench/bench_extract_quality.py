@@ -201,7 +201,9 @@ def fit(settings: list[Setting]):
         p = 1 / (1 + np.exp(-logit))
         return _logloss(logit, y), xa.T @ (p - y) / len(y)
 
-    bounds = [(None, None)] + [(0, None) if f in MONOTONE else (None, 0) if f in ANTITONE else (None, None) for f in FEATURES]
+    bounds = [(None, None)] + [
+        (0, None) if f in MONOTONE else (None, 0) if f in ANTITONE else (None, None) for f in FEATURES
+    ]
     beta = minimize(f1, np.zeros(xa.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds).x
     multi = [s for s in settings if len(s.models) > 1]
 
@@ -226,7 +228,11 @@ def fit(settings: list[Setting]):
     theta = minimize(f2, start, method="L-BFGS-B", bounds=bounds).x
     m = model_for(theta)
     return ConfidenceModel(
-        m.view_bias, m.view_weights, m.silent_bias, m.silent_loglen, m.combine,
+        m.view_bias,
+        m.view_weights,
+        m.silent_bias,
+        m.silent_loglen,
+        m.combine,
         {
             "data": "POPE VLM captions (5 models x 2 prompts, COCO val2014) vs CHAIR gold, vocab coco80",
             "half": "even image_id (tuning); odd image_id reports",
@@ -247,9 +253,11 @@ def main() -> int:
     gold = load_gold({r["pair_id"] for r in rows})
     parsed = parse_all(rows)
     settings = build_settings(rows, parsed, gold)
-    print(f"{len(rows)} captions, {len(gold)} images, {len(settings)} settings; prepared in "
-          f"{time.perf_counter() - t0:.1f} s")
-    from entitylabel.extract.confidence import ConfidenceModel, load_model, scores
+    print(
+        f"{len(rows)} captions, {len(gold)} images, {len(settings)} settings; prepared in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    from entitylabel.extract.confidence import ConfidenceModel, load_model
     from entitylabel.extract.sources import model_of
 
     if args.fit:
@@ -278,11 +286,15 @@ def report(settings, model, naive_sets, gold, out: Path) -> None:
     from entitylabel.extract.stage import MIN_CONFIDENCE as DEFAULT_THRESHOLD
 
     tuned = tune_threshold(settings, model)
-    print(f"default threshold (run_extract min_confidence) {DEFAULT_THRESHOLD}; best mean F1 of the models alone "
-          f"on the tuning half at {tuned}" + ("" if tuned == DEFAULT_THRESHOLD else ": UPDATE stage.MIN_CONFIDENCE"))
+    print(
+        f"default threshold (run_extract min_confidence) {DEFAULT_THRESHOLD}; best mean F1 of the models alone "
+        f"on the tuning half at {tuned}" + ("" if tuned == DEFAULT_THRESHOLD else ": UPDATE stage.MIN_CONFIDENCE")
+    )
     print("\nreport half (odd image_id); naive = CHAIR matcher at its best vote threshold on this half")
-    print(f"{'setting':34s} {'naive k':>7s} {'P':>6s} {'R':>6s} {'F1':>6s} | {'ours P':>6s} {'R':>6s} {'F1':>6s} "
-          f"{'dF1':>6s} {'ECE':>6s}")
+    print(
+        f"{'setting':34s} {'naive k':>7s} {'P':>6s} {'R':>6s} {'F1':>6s} | {'ours P':>6s} {'R':>6s} {'F1':>6s} "
+        f"{'dF1':>6s} {'ECE':>6s}"
+    )
     curves = defaultdict(list)
     single_gain = []
     for s in settings:
@@ -294,8 +306,10 @@ def report(settings, model, naive_sets, gold, out: Path) -> None:
         curves[kind].append((conf[s.odd], s.y[s.odd]))
         if len(s.models) == 1:
             single_gain.append(ours[2] - nb[2])
-        print(f"{s.name:34s} {k:7d} {nb[0]:6.3f} {nb[1]:6.3f} {nb[2]:6.3f} | {ours[0]:6.3f} {ours[1]:6.3f} "
-              f"{ours[2]:6.3f} {ours[2] - nb[2]:+6.3f} {e:6.3f}")
+        print(
+            f"{s.name:34s} {k:7d} {nb[0]:6.3f} {nb[1]:6.3f} {nb[2]:6.3f} | {ours[0]:6.3f} {ours[1]:6.3f} "
+            f"{ours[2]:6.3f} {ours[2] - nb[2]:+6.3f} {e:6.3f}"
+        )
     print(f"one model alone: mean dF1 {np.mean(single_gain):+.3f}, min {min(single_gain):+.3f}")
     full = settings[-1]
     conf = scores(full.design, model)
@@ -304,8 +318,9 @@ def report(settings, model, naive_sets, gold, out: Path) -> None:
     t90 = next((t for t in order if at_threshold(full, conf, t, 0)[0] >= 0.90), None)
     if t90 is not None:
         p, r, f = at_threshold(full, conf, t90, 1)
-        print(f"all five: lowest threshold with P >= 0.90 on the tuning half {t90:.3f} -> report half "
-              f"P {p:.3f} R {r:.3f}")
+        print(
+            f"all five: lowest threshold with P >= 0.90 on the tuning half {t90:.3f} -> report half P {p:.3f} R {r:.3f}"
+        )
     plot_reliability(curves, out)
 
 

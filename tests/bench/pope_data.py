@@ -44,7 +44,7 @@ def read_json_stream(path: Path) -> list[dict]:
 
 
 def source_of(stem: str) -> str:
-    """"Instruction2_llava" -> "vis:Instruction2:llava", the caption stage's "{modality}:{prompt}:{model}"."""
+    """ "Instruction2_llava" -> "vis:Instruction2:llava", the caption stage's "{modality}:{prompt}:{model}"."""
     prompt, model = stem.split("_", 1)
     return f"vis:{prompt}:{MODEL_OF[model]}"
 
@@ -55,8 +55,12 @@ def load_captions() -> list[dict]:
     for f in sorted(CAPTION_DIR.glob("Instruction*.json")):
         for o in read_json_stream(f):
             rows.append(
-                {"pair_id": f"coco-{o['image_id']}", "image_id": int(o["image_id"]), "source": source_of(f.stem),
-                 "caption": o["text"]}
+                {
+                    "pair_id": f"coco-{o['image_id']}",
+                    "image_id": int(o["image_id"]),
+                    "source": source_of(f.stem),
+                    "caption": o["text"],
+                }
             )
     return rows
 
