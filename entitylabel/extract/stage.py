@@ -196,90 +196,75 @@ def run_extract(
     Everything is validated (vocabulary, manifest, captions path, spaCy model) before anything is written.
     """
     t0 = time.perf_counter()
+    settings = dict(
+        min_support=min_support, min_confidence=min_confidence, min_pairs=min_pairs, keep_hedged=keep_hedged,
+        late_sentence=late_sentence, late_min_sentences=late_min_sentences, weak_modifiers=weak_modifiers,
+    )  # fmt: skip
     _check(min_support, min_confidence, min_pairs, n_process, batch_size)
     voc = vocab if isinstance(vocab, Vocabulary) else load_vocab(vocab)
     manifest_ids = _load_pair_ids(pairs)
     files = caption_files(captions)
     parser = Parser(voc, spacy_model, keep_hedged, batch_size, nlp=nlp)
-    rejects, counts = RejectLog(), collections.Counter()
-    table = VoteTable(late_sentence, late_min_sentences, weak_modifiers)
-    known = set(manifest_ids) if manifest_ids is not None else None
-    batches = _usable(captions, batch_size, known, rejects, counts, progress)
-    for rows, parsed in parse_stream(batches, parser, n_process, (voc, spacy_model, keep_hedged, batch_size)):
-        for row, p in zip(rows, parsed, strict=True):
-            table.add(row.pair_id, row.source, row.caption or "", p, rejects)
-    items = table.items()
-    confidence = [round(float(c), 6) for c in estimate(items, table)]
-    dec = decide(
-        table,
-        items,
-        confidence,
-        voc,
-        rejects,
-        min_support=min_support,
-        min_confidence=min_confidence,
-        min_pairs=min_pairs,
-    )
-    all_pairs = manifest_ids if manifest_ids is not None else sorted(table.captions)
-    settings = {
-        "min_support": min_support,
-        "min_confidence": min_confidence,
-        "min_pairs": min_pairs,
-        "keep_hedged": keep_hedged,
-        "late_sentence": late_sentence,
-        "late_min_sentences": late_min_sentences,
-        "weak_modifiers": weak_modifiers,
+    settings |= {
         "spacy_model": f"{parser.nlp.meta.get('name', '?')}-{parser.nlp.meta.get('version', '?')}",
         "vocab": {"name": voc.name, "version": voc.version, "sha256": voc.sha256},
         "captions": [f.name for f in files],
         "pairs_manifest": pairs is not None,
     }
+    rejects, counts = RejectLog(), collections.Counter()
+    known = set(manifest_ids) if manifest_ids is not None else None
+    batches = _usable(captions, batch_size, known, rejects, counts, progress)
+    init_args = (voc, spacy_model, keep_hedged, batch_size)
+    table = _votes(parse_stream(batches, parser, n_process, init_args), rejects, settings)
+    items = table.items()
+    confidence = [round(float(c), 6) for c in estimate(items, table)]
+    dec = decide(table, items, confidence, voc, rejects, **{k: settings[k] for k in _THRESHOLDS})
+    all_pairs = manifest_ids if manifest_ids is not None else sorted(table.captions)
     reliability = model_reliability(items, table)
     report = _report(settings, counts, table, dec, rejects, reliability, len(all_pairs))
-    space = {
+    wall = time.perf_counter() - t0
+    order = {e: i for i, e in enumerate(voc.entities)}
+    tables = {
+        "entities.parquet": entities_table(table, dec),
+        "labels.parquet": labels_table(table, dec, order, all_pairs),
+        "mentions.parquet": mentions_table(table, dec),
+    }
+    jsons = {"label_space.json": _label_space(voc, dec, len(all_pairs), min_pairs), "extract.json": report}
+    target = write_outputs(out_dir, tables, rejects, jsons, _log(wall, counts["captions"], n_process, batch_size))
+    return ExtractResult(
+        target, counts["captions"], table.counts["parsed"], counts["bad_caption"], counts["unknown_pair"],
+        len(all_pairs), sum(dec.accepted), dec.names, dec.dropped, rejects.by_reason(), "calibrated",
+        reliability[0], wall,
+    )  # fmt: skip
+
+
+_THRESHOLDS = ("min_support", "min_confidence", "min_pairs")
+
+
+def _log(wall: float, n_captions: int, n_process: int, batch_size: int) -> dict[str, Any]:
+    rate = round(n_captions / wall, 2) if wall > 0 else None
+    return {"event": "extract", "wall_s": round(wall, 3), "captions": n_captions, "captions_per_s": rate,
+            "n_process": n_process, "batch_size": batch_size}  # fmt: skip
+
+
+def _votes(parsed: Iterator[tuple[list[CaptionRow], list]], rejects: RejectLog, settings: dict) -> VoteTable:
+    """The votes step over the parsed caption stream."""
+    table = VoteTable(settings["late_sentence"], settings["late_min_sentences"], settings["weak_modifiers"])
+    for rows, captions in parsed:
+        for row, p in zip(rows, captions, strict=True):
+            table.add(row.pair_id, row.source, row.caption or "", p, rejects)
+    return table
+
+
+def _label_space(voc: Vocabulary, dec: Decisions, n_pairs: int, min_pairs: int) -> dict[str, Any]:
+    return {
         "names": dec.names,
         "counts": dec.counts,
         "order": "vocabulary file order; entities with no positive pair or fewer than min_pairs are left out",
         "vocab_name": voc.name,
         "vocab_version": voc.version,
         "vocab_sha256": voc.sha256,
-        "n_pairs": len(all_pairs),
+        "n_pairs": n_pairs,
         "min_pairs": min_pairs,
         "dropped": dec.dropped,
     }
-    wall = time.perf_counter() - t0
-    log = {
-        "event": "extract",
-        "wall_s": round(wall, 3),
-        "captions": counts["captions"],
-        "n_process": n_process,
-        "captions_per_s": round(counts["captions"] / wall, 2) if wall > 0 else None,
-        "batch_size": batch_size,
-    }
-    order = {e: i for i, e in enumerate(voc.entities)}
-    target = write_outputs(
-        out_dir,
-        {
-            "entities.parquet": entities_table(table, dec),
-            "labels.parquet": labels_table(table, dec, order, all_pairs),
-            "mentions.parquet": mentions_table(table, dec),
-        },
-        rejects,
-        {"label_space.json": space, "extract.json": report},
-        log,
-    )
-    return ExtractResult(
-        target,
-        counts["captions"],
-        table.counts["parsed"],
-        counts["bad_caption"],
-        counts["unknown_pair"],
-        len(all_pairs),
-        sum(dec.accepted),
-        dec.names,
-        dec.dropped,
-        rejects.by_reason(),
-        "calibrated",
-        reliability[0],
-        wall,
-    )
