@@ -7,13 +7,15 @@ vocabulary noun used only as a modifier ("car" in "car headlights", when `weak_m
 the linguistic evidence the confidence model reads (confidence.py): strong or weak, the first sentence it is
 mentioned in, plural or counted, and how often; each caption keeps its length.
 
-Memory holds per-pair aggregates, the reject counts and one small tuple per mention span (for the review
+Memory holds per-pair aggregates, the reject counts and a few integers per mention span (for the review
 page), never the captions.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .filters import RejectLog
@@ -45,6 +47,33 @@ class Vote:
         self.rank = min(self.rank, other.rank)
 
 
+class SpanStore:
+    """Mention spans as integer columns with interned strings: about 24 bytes a mention, so a million
+    captions cost tens of MB, not the captions themselves. Column order: pair, source, start, end, text,
+    entity, reason (strings as ids into `strings`; reason id 0 is None)."""
+
+    def __init__(self) -> None:
+        self.strings: list[str | None] = [None]
+        self._ids: dict[str | None, int] = {None: 0}
+        self.cols = [array("i") for _ in range(7)]
+
+    def _id(self, s: str | None) -> int:
+        i = self._ids.get(s)
+        if i is None:
+            i = self._ids[s] = len(self.strings)
+            self.strings.append(s)
+        return i
+
+    def add(self, pair: str, source: str, start: int, end: int, text: str, entity: str, reason: str | None) -> None:
+        for col, v in zip(self.cols, (pair, source, start, end, text, entity, reason), strict=True):
+            col.append(v if isinstance(v, int) else self._id(v))
+
+    def __iter__(self) -> Iterator[tuple]:
+        s = self.strings
+        for p, src, a, b, t, e, r in zip(*self.cols, strict=True):
+            yield s[p], s[src], a, b, s[t], s[e], s[r]
+
+
 @dataclass
 class VoteTable:
     late_sentence: int
@@ -58,7 +87,7 @@ class VoteTable:
     # (pair, entity) -> (phrase, lemma) -> [count, first caption]; bounded by distinct phrases per pair
     modifier_seen: dict[tuple[str, str], dict[tuple[str, str], list]] = field(default_factory=dict)
     # (pair, source, start, end, text, entity, reason or None); voting mentions get their status at the end
-    spans: list[tuple[str, str, int, int, str, str, str | None]] = field(default_factory=list)
+    spans: SpanStore = field(default_factory=SpanStore)
     counts: Counter = field(default_factory=Counter)
 
     def add(self, pair: str, source: str, caption: str, parsed: ParsedCaption, rejects: RejectLog) -> None:
@@ -71,7 +100,7 @@ class VoteTable:
         mine: dict[str, Vote] = {}
         for m in parsed.mentions:
             votes = m.reason is None or (m.weak_modifier and self.weak_modifiers)
-            self.spans.append((pair, source, m.start, m.end, caption[m.start : m.end], m.entity or "", m.reason))
+            self.spans.add(pair, source, m.start, m.end, caption[m.start : m.end], m.entity or "", m.reason)
             if not votes:
                 rejects.add(m.phrase, m.lemma, m.reason, pair, caption)
                 continue
