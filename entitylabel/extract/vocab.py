@@ -259,27 +259,8 @@ def _one_line(text: str) -> str:
 def load_vocab(path: str | Path) -> Vocabulary:
     """Read and validate a vocabulary YAML file (or a shipped one by name: "ivif", "coco80")."""
     p = resolve_vocab_path(path)
-    if not p.is_file():
-        what = "is a folder, not a vocabulary file" if p.is_dir() else "vocabulary file not found"
-        raise EntityLabelError(what, path=p, hint=f"shipped vocabularies: {', '.join(SHIPPED)}")
-    data = p.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise EntityLabelError(f"not UTF-8 text (byte {e.start})", path=p) from None
+    data, root = _read_yaml(p)
     r = _Reader(p)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else p
-        problem = _one_line(getattr(e, "problem", None) or e)
-        context = getattr(e, "context", None)
-        msg = f"YAML syntax error: {problem}" + (f" ({_one_line(context)})" if context else "")
-        raise EntityLabelError(msg, path=where) from None
-    if root is None:
-        raise EntityLabelError("empty vocabulary file", path=p, hint="see vocab/ivif.yaml for the format")
-
     top = {key: (k, v) for key, k, v in r.mapping(root, "the top level", TOP_KEYS)}
     if "version" not in top:
         raise r.fail("missing required key 'version'", root, hint='add e.g. version: "1.0"')
@@ -289,18 +270,7 @@ def load_vocab(path: str | Path) -> Vocabulary:
     name = r.text(top["name"][1], "name").strip() if "name" in top else p.stem
     description = r.text(top["description"][1], "description") if "description" in top else None
     credits = r.text(top["credits"][1], "credits") if "credits" in top else None
-
-    # meta: key -> (form, line)
-    meta_keys: dict[str, tuple[str, int]] = {}
-    meta_forms: set[str] = set()
-    if "meta" in top and not _is_null(top["meta"][1]):
-        for form, node in r.strings(top["meta"][1], "meta"):
-            norm = normalise_form(form)
-            if not norm:
-                raise r.fail("meta: empty form", node)
-            meta_keys.setdefault(form_key(norm), (norm, node.start_mark.line + 1))
-            meta_forms.update(form_variants(norm))
-
+    meta_keys, meta_forms = _read_meta(r, top)
     if "entities" not in top:
         raise r.fail("missing required key 'entities'", root)
     ents_node = top["entities"][1]
@@ -310,69 +280,9 @@ def load_vocab(path: str | Path) -> Vocabulary:
     entities: dict[str, Entity] = {}
     lines: dict[str, int] = {}
     for raw_name, knode, vnode in r.mapping(ents_node, "entities", None):
-        ename = normalise_form(raw_name)
-        line = knode.start_mark.line + 1
-        if not ename:
-            raise r.fail(f"entity '{raw_name}' has an empty name", knode)
-        label = f"entity '{ename}'"
-        empty = "list its surface forms or drop the key"
-        spec: dict[str, yaml.Node] = {}
-        if not _is_null(vnode):
-            spec = {key: v for key, _, v in r.mapping(vnode, label, ENTITY_KEYS)}
-        forms = [(ename, knode)]
-        if "synonyms" in spec:
-            syn_node = spec["synonyms"]
-            if _is_null(syn_node):
-                raise r.fail(f"{label}: synonyms is empty", syn_node, hint=empty)
-            syns = r.strings(syn_node, f"{label}: synonyms")
-            if not syns:
-                raise r.fail(f"{label}: synonyms is empty", syn_node, hint=empty)
-            for form, node in syns:
-                norm = normalise_form(form)
-                if not norm:
-                    raise r.fail(f"{label}: empty synonym", node)
-                forms.append((norm, node))
-        own: set[str] = set()
-        for form, node in forms:
-            key = form_key(form)
-            fline = node.start_mark.line + 1
-            if key in own:
-                continue  # duplicates within one entity are tolerated
-            own.add(key)
-            if key in claims:
-                other, oline = claims[key]
-                raise r.fail(
-                    f"{label}: form '{form}' is also claimed by entity '{other}' (line {oline})",
-                    node,
-                    hint="a surface form may belong to one entity only",
-                )
-            if key in meta_keys:
-                mform, mline = meta_keys[key]
-                raise r.fail(
-                    f"{label}: form '{form}' is also in meta (line {mline})",
-                    node,
-                    hint="a meta noun never becomes a label: keep it in one place",
-                )
-            claims[key] = (ename, fline)
-        synset = None
-        if "synset" in spec and not _is_null(spec["synset"]):
-            synset = r.text(spec["synset"], f"{label}: synset").strip()
-            if not _SYNSET.match(synset):
-                raise r.fail(f"{label}: synset '{synset}' is not a WordNet id like car.n.01", spec["synset"])
-        category = None
-        if "category" in spec and not _is_null(spec["category"]):
-            category = r.text(spec["category"], f"{label}: category").strip() or None
-        edesc = None
-        if "description" in spec and not _is_null(spec["description"]):
-            edesc = r.text(spec["description"], f"{label}: description")
-        entities[ename] = Entity(
-            name=ename,
-            synonyms=tuple(sorted({f for f, _ in forms})),
-            category=category,
-            synset=synset,
-            description=edesc,
-        )
-        lines[ename] = line
+        entity = _read_entity(r, raw_name, knode, vnode, claims, meta_keys)
+        entities[entity.name] = entity
+        lines[entity.name] = knode.start_mark.line + 1
     if not entities:
         raise r.fail("entities: no entities", ents_node)
     return Vocabulary(
@@ -386,6 +296,113 @@ def load_vocab(path: str | Path) -> Vocabulary:
         credits=credits,
         lines=lines,
     )
+
+
+def _read_yaml(p: Path) -> tuple[bytes, yaml.Node]:
+    """The file's bytes and YAML node tree (safe loader), or one clear error naming the file and line."""
+    if not p.is_file():
+        what = "is a folder, not a vocabulary file" if p.is_dir() else "vocabulary file not found"
+        raise EntityLabelError(what, path=p, hint=f"shipped vocabularies: {', '.join(SHIPPED)}")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise EntityLabelError(f"not UTF-8 text (byte {e.start})", path=p) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else p
+        problem = _one_line(getattr(e, "problem", None) or e)
+        context = getattr(e, "context", None)
+        msg = f"YAML syntax error: {problem}" + (f" ({_one_line(context)})" if context else "")
+        raise EntityLabelError(msg, path=where) from None
+    if root is None:
+        raise EntityLabelError("empty vocabulary file", path=p, hint="see vocab/ivif.yaml for the format")
+    return data, root
+
+
+def _read_meta(r: _Reader, top: dict) -> tuple[dict[str, tuple[str, int]], set[str]]:
+    """meta: form key -> (form, line), and every variant of the meta forms."""
+    meta_keys: dict[str, tuple[str, int]] = {}
+    meta_forms: set[str] = set()
+    if "meta" in top and not _is_null(top["meta"][1]):
+        for form, node in r.strings(top["meta"][1], "meta"):
+            norm = normalise_form(form)
+            if not norm:
+                raise r.fail("meta: empty form", node)
+            meta_keys.setdefault(form_key(norm), (norm, node.start_mark.line + 1))
+            meta_forms.update(form_variants(norm))
+    return meta_keys, meta_forms
+
+
+def _read_entity(r: _Reader, raw_name: str, knode, vnode, claims: dict, meta_keys: dict) -> Entity:
+    """One entity: its forms claimed (each form belongs to one entity and is never meta), optional fields."""
+    ename = normalise_form(raw_name)
+    if not ename:
+        raise r.fail(f"entity '{raw_name}' has an empty name", knode)
+    label = f"entity '{ename}'"
+    spec: dict[str, yaml.Node] = {}
+    if not _is_null(vnode):
+        spec = {key: v for key, _, v in r.mapping(vnode, label, ENTITY_KEYS)}
+    forms = [(ename, knode)] + _synonyms(r, spec, label)
+    _claim(r, ename, label, forms, claims, meta_keys)
+    synset = None
+    if "synset" in spec and not _is_null(spec["synset"]):
+        synset = r.text(spec["synset"], f"{label}: synset").strip()
+        if not _SYNSET.match(synset):
+            raise r.fail(f"{label}: synset '{synset}' is not a WordNet id like car.n.01", spec["synset"])
+    category = None
+    if "category" in spec and not _is_null(spec["category"]):
+        category = r.text(spec["category"], f"{label}: category").strip() or None
+    edesc = None
+    if "description" in spec and not _is_null(spec["description"]):
+        edesc = r.text(spec["description"], f"{label}: description")
+    synonyms = tuple(sorted({f for f, _ in forms}))
+    return Entity(name=ename, synonyms=synonyms, category=category, synset=synset, description=edesc)
+
+
+def _synonyms(r: _Reader, spec: dict, label: str) -> list[tuple[str, yaml.Node]]:
+    if "synonyms" not in spec:
+        return []
+    empty = "list its surface forms or drop the key"
+    syn_node = spec["synonyms"]
+    if _is_null(syn_node):
+        raise r.fail(f"{label}: synonyms is empty", syn_node, hint=empty)
+    syns = r.strings(syn_node, f"{label}: synonyms")
+    if not syns:
+        raise r.fail(f"{label}: synonyms is empty", syn_node, hint=empty)
+    out = []
+    for form, node in syns:
+        norm = normalise_form(form)
+        if not norm:
+            raise r.fail(f"{label}: empty synonym", node)
+        out.append((norm, node))
+    return out
+
+
+def _claim(r: _Reader, ename: str, label: str, forms: list, claims: dict, meta_keys: dict) -> None:
+    own: set[str] = set()
+    for form, node in forms:
+        key = form_key(form)
+        if key in own:
+            continue  # duplicates within one entity are tolerated
+        own.add(key)
+        if key in claims:
+            other, oline = claims[key]
+            raise r.fail(
+                f"{label}: form '{form}' is also claimed by entity '{other}' (line {oline})",
+                node,
+                hint="a surface form may belong to one entity only",
+            )
+        if key in meta_keys:
+            mform, mline = meta_keys[key]
+            raise r.fail(
+                f"{label}: form '{form}' is also in meta (line {mline})",
+                node,
+                hint="a meta noun never becomes a label: keep it in one place",
+            )
+        claims[key] = (ename, node.start_mark.line + 1)
 
 
 def _is_null(node: yaml.Node) -> bool:
