@@ -339,7 +339,8 @@ def plot_reliability(curves, out: Path) -> None:
         idx = np.minimum((conf * 10).astype(int), 9)
         xs = [conf[idx == b].mean() for b in range(10) if (idx == b).any()]
         ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
-        ax.plot(xs, ys, marker="o", lw=1.2, label=f"{kind} (ECE {ece(conf, y):.3f})")
+        label = f"{kind}, {len(pairs)} settings pooled" if len(pairs) > 1 else kind
+        ax.plot(xs, ys, marker="o", lw=1.2, label=f"{label} (ECE {ece(conf, y):.3f})")
     ax.set_xlabel("confidence")
     ax.set_ylabel("share of candidates in the gold objects")
     ax.set_title("reliability, POPE report half (odd image_id)")

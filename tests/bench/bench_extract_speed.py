@@ -5,7 +5,7 @@
 Measured side by side in one run, same spaCy model and batch size:
 1. bare loop: `for doc in nlp.pipe(texts, batch_size=B): list(doc.noun_chunks)`, one process;
 2. `run_extract(..., n_process=1)`: the whole stage (read, quality checks, parse, match, polarity, filters,
-   Dawid-Skene, write) -> ratio to (1), target >= 0.8;
+   votes, calibrated confidence, write incl. mention spans) -> ratio to (1), target >= 0.8;
 3. `run_extract(..., n_process=2)` -> ratio to (2), target >= 1.6 (needs 2 free cores);
 4. peak memory (ru_maxrss of a child process running the stage) for the captions and for the same file
    repeated 4 times (80,000 captions) -> ratio, target within 10% (the stage streams).
