@@ -271,3 +271,18 @@ def test_rejection_reasons_are_defined_in_one_place():
     assert status_kind("not_in_vocabulary") == "rej" and status_kind("below_min_pairs") == "rej"
     with pytest.raises(ValueError, match="reasons.py"):
         RejectLog().add("x", "x", "made_up_reason", "p", None)
+
+
+def test_card_states_how_confidences_were_obtained(setup, tmp_path):
+    from entitylabel.export.card import _entities_section
+
+    captions, vocab = setup
+    run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
+    report = json.loads((tmp_path / "run" / "entities" / "extract.json").read_text())
+    ents = pd.read_parquet(tmp_path / "run" / "entities" / "entities.parquet")
+    expected = ents[ents.accepted].confidence.mean()
+    assert report["denoise"]["estimated_precision"] == round(expected, 4)
+    info = {"entities": {"extract": report, "label_space": {}}, "label_space": ["car"], "config": "c"}
+    text = "\n".join(_entities_section(info))
+    assert "calibrated estimate of P(entity in pair)" in text
+    assert f"confidence >= 0.35. Estimated precision of the released labels at that threshold: {expected:.3f}" in text
