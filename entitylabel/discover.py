@@ -17,13 +17,16 @@ counted as ignored, not reported as a problem.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
+import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
@@ -52,7 +55,10 @@ SEVERITY = {
     "missing_vis": "error",
     "missing_ir": "error",
     "size_mismatch": "error",
+    "bad_file_name": "error",
+    "too_large": "error",
     "ir_16bit": "warning",
+    "large_image": "warning",
 }
 
 
@@ -80,6 +86,7 @@ class ImageInfo:
     sha256: str = ""
     problem: str | None = None  # problem kind when the file is unusable
     message: str = ""
+    large: bool = False  # over Pillow's decompression-bomb warning limit (still decodable)
 
 
 @dataclass
@@ -233,22 +240,41 @@ def _layout_hint() -> str:
 
 
 # --- scanning and probing files ------------------------------------------------------------------------
-def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path]]:
-    """Image files by relative stem, other files, and ignored system files under `folder` (recursive)."""
+def _is_utf8(text: str) -> bool:
+    """False for a name holding bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(text: str) -> str:
+    """A path as valid UTF-8 text: bytes that are not UTF-8 shown as `\\xNN` (Parquet, JSON and the terminal
+    all need valid UTF-8; the raw name is not representable there)."""
+    return text if _is_utf8(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path], list[Path]]:
+    """Image files by relative stem, other files, ignored system files and files whose name is not UTF-8,
+    under `folder` (recursive)."""
     by_stem: dict[str, list[Path]] = defaultdict(list)
     others: list[Path] = []
     ignored: list[Path] = []
+    bad_names: list[Path] = []
     for p in sorted(folder.rglob("*")):
         if p.is_dir():
             continue
         rel = p.relative_to(folder)
         if p.name.lower() in SYSTEM_FILES or any(part.startswith(".") for part in rel.parts):
             ignored.append(p)
+        elif not _is_utf8(str(p)):  # no pair id, manifest path or caption key can be made from it
+            bad_names.append(p)
         elif p.suffix.lower() in IMAGE_EXTENSIONS:
             by_stem[rel.with_suffix("").as_posix()].append(p)
         else:
             others.append(p)
-    return by_stem, others, ignored
+    return by_stem, others, ignored, bad_names
 
 
 def probe_image(path: Path) -> ImageInfo:
@@ -263,12 +289,64 @@ def probe_image(path: Path) -> ImageInfo:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return ImageInfo(path, mode=im.mode, width=im.width, height=im.height, sha256=digest)
+            large = Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS
+            return ImageInfo(path, mode=im.mode, width=im.width, height=im.height, sha256=digest, large=large)
     except UnidentifiedImageError:
         return ImageInfo(path, sha256=digest, problem="corrupt", message="not a decodable image")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # over twice Pillow's limit: it refuses to decode
+        msg = f"image too large to decode safely ({str(e).split(', could be')[0]})"
+        return ImageInfo(path, sha256=digest, problem="too_large", message=msg)
+    except (OSError, SyntaxError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         return ImageInfo(path, sha256=digest, problem="corrupt", message=f"cannot decode image ({msg})")
+
+
+def _plain(root: Path, pair_dir: PairDir, stem: str) -> bool:
+    """True when the split folder (the IR folder's parent) and the stem are names sanitising leaves alone."""
+    parts = [*pair_dir.ir_dir.parent.relative_to(root).parts, stem]
+    return all(safe_name(part) == part for part in parts)
+
+
+def _id_hash(origin: str, taken: set[str], base: str) -> str:
+    """`base-<hash of the raw name>`: 8 hex digits, longer only if that id exists already."""
+    digest = hashlib.sha256(origin.encode("utf-8")).hexdigest()
+    for n in range(8, len(digest) + 1, 4):
+        if (pid := f"{base}-{digest[:n]}") not in taken:
+            return pid
+    raise AssertionError(f"no unique pair id for {origin!r}")  # would need a sha256 collision
+
+
+class PairKey(NamedTuple):
+    """What a pair id is made from: split and relative stem, plus the raw path that identifies the pair."""
+
+    split: str
+    stem: str
+    origin: str  # the IR path without extension, relative to the root: unique in the dataset
+    plain: bool  # split folder and stem are already safe names (sanitising changed nothing)
+
+
+def unique_pair_ids(dataset: str, keys: list[PairKey]) -> dict[PairKey, str]:
+    """Pair id of each key: `make_pair_id`, unless names collide once sanitised.
+
+    Colliding names (`a b` and `a_b`, `ä` and `ö`, two all-CJK names) get `-` and 8 hex digits of the SHA-256
+    of their origin appended, so each id stays readable, depends only on that file's own path (not on listing
+    order or what else is in the tree), and ids of datasets without collisions are unchanged. In a colliding
+    group, the one name sanitising left as it was (if exactly one) keeps the plain id.
+    """
+    groups: dict[str, list[PairKey]] = defaultdict(list)
+    for key in keys:
+        groups[make_pair_id(dataset, key.split, key.stem)].append(key)
+    taken = set(groups)
+    ids: dict[PairKey, str] = {}
+    for base, members in sorted(groups.items()):
+        plain = [k for k in members if k.plain]
+        for key in sorted(members, key=lambda k: k.origin):
+            if len(members) == 1 or (len(plain) == 1 and key == plain[0]):
+                ids[key] = base
+            else:
+                ids[key] = _id_hash(key.origin, taken, base)
+                taken.add(ids[key])
+    return ids
 
 
 # --- the stage ------------------------------------------------------------------------------------------
@@ -282,25 +360,41 @@ def discover(
 ) -> DiscoveryResult:
     """Find and validate every IR/VIS pair under `root`; nothing is written."""
     root = Path(root).resolve()
+    if not _is_utf8(str(root)):
+        raise EntityLabelError(
+            "dataset root path is not valid UTF-8", path=printable_path(str(root)), hint="rename the folder"
+        )
     chosen = detect_layout(root, layout)
     name = safe_name(dataset or root.name).lower()
     problems: list[dict[str, str]] = []
     ignored: list[str] = []
 
     def problem(path: Path, kind: str, message: str, pair_id: str = "") -> None:
-        problems.append(
-            {"path": path.relative_to(root).as_posix(), "pair_id": pair_id, "kind": kind, "message": message}
-        )
+        rel = printable_path(path.relative_to(root).as_posix())
+        problems.append({"path": rel, "pair_id": pair_id, "kind": kind, "message": message})
+
+    scans = []
+    for pd_ in chosen.pair_dirs:
+        ir_files, ir_other, ir_ign, ir_bad = _scan(pd_.ir_dir)
+        vis_files, vis_other, vis_ign, vis_bad = _scan(pd_.vis_dir)
+        ignored += [printable_path(p.relative_to(root).as_posix()) for p in ir_ign + vis_ign]
+        for p in ir_other + vis_other:
+            problem(p, "not_image", f"not an image file (extension {printable_path(p.suffix) or 'none'!r})")
+        for p in ir_bad + vis_bad:
+            problem(p, "bad_file_name", "file name is not valid UTF-8 (shown with \\x escapes); rename the file")
+        scans.append((pd_, ir_files, vis_files))
+    # origin of a pair: its IR path without extension, unique in the dataset even when names sanitise alike
+    keys = {
+        (pd_, stem): PairKey(pd_.split, stem, (pd_.ir_dir / stem).relative_to(root).as_posix(), _plain(root, pd_, stem))
+        for pd_, ir_files, vis_files in scans
+        for stem in set(ir_files) | set(vis_files)
+    }
+    ids = unique_pair_ids(name, list(keys.values()))
 
     candidates: list[tuple[str, str, Path, Path]] = []  # (pair_id, split, ir, vis)
-    for pd_ in chosen.pair_dirs:
-        ir_files, ir_other, ir_ign = _scan(pd_.ir_dir)
-        vis_files, vis_other, vis_ign = _scan(pd_.vis_dir)
-        ignored += [p.relative_to(root).as_posix() for p in ir_ign + vis_ign]
-        for p in ir_other + vis_other:
-            problem(p, "not_image", f"not an image file (extension {p.suffix or 'none'!r})")
+    for pd_, ir_files, vis_files in scans:
         for stem in sorted(set(ir_files) | set(vis_files)):
-            pid = make_pair_id(name, pd_.split, stem)
+            pid = ids[keys[(pd_, stem)]]
             irs, viss = ir_files.get(stem, []), vis_files.get(stem, [])
             for side, files in (("IR", irs), ("VIS", viss)):
                 if len(files) > 1:
@@ -319,7 +413,10 @@ def discover(
     files = [f for _, _, ir, vis in candidates for f in (ir, vis)]
     task = progress.add_task("discover: reading images", total=len(files)) if progress is not None else None
     infos: dict[Path, ImageInfo] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    # Pillow's warning for huge images becomes a problem row below, never raw text on stderr. The filter is
+    # set here, in the calling thread, around the whole pool (catch_warnings is not thread-safe).
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         for info in pool.map(probe_image, files):
             infos[info.path] = info
             if task is not None:
@@ -342,6 +439,16 @@ def discover(
                 pid,
             )
             continue
+        for i in (ir, vis):
+            if i.large:
+                problem(
+                    i.path,
+                    "large_image",
+                    f"image is {i.width}x{i.height} = {i.width * i.height} pixels, over Pillow's "
+                    f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}; pair kept, later stages decode it in "
+                    "full (slow, memory-heavy)",
+                    pid,
+                )
         if ir.mode in HIGH_BIT_MODES:
             problem(
                 ir.path, "ir_16bit", f"IR is high bit depth (mode {ir.mode}); later stages rescale it to 8-bit", pid
@@ -363,9 +470,6 @@ def discover(
         )
 
     pairs = pd.DataFrame(rows, columns=PAIRS_SCHEMA.names).sort_values("pair_id", kind="stable")
-    dup = pairs["pair_id"].duplicated(keep=False)
-    if dup.any():  # two stems that sanitise to the same id: refuse rather than guess
-        raise EntityLabelError(f"pair ids collide after sanitising: {sorted(set(pairs.pair_id[dup]))[:5]}", path=root)
     probs = pd.DataFrame(problems, columns=["path", "pair_id", "kind", "message"])
     probs["severity"] = [SEVERITY.get(k, "error") for k in probs["kind"]]
     probs = probs.sort_values(["path", "kind"], kind="stable").reset_index(drop=True)
