@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -176,3 +178,54 @@ def test_sixteen_bit_thermal_thumbnail(tmp_path):
     assert im.format == "JPEG" and im.mode == "L" and max(im.size) == 64 and im.size[0] > im.size[1]
     lo, hi = im.getextrema()
     assert hi - lo > 120  # stretched per image (raw values 20000..23999), not a near-black or flat frame
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "Traceback" not in err and "\n" not in err, err
+    return err
+
+
+def test_report_out_on_an_unwritable_path_is_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")  # root can write anywhere: a path under a regular file cannot be made
+    err = _one_line_error(capsys, ["report", str(run), "--out", str(blocker / "sub" / "page.html")])
+    assert str(blocker / "sub") in err and "cannot create" in err
+    (tmp_path / "page.html").mkdir()  # the page's name is taken by a folder
+    err = _one_line_error(capsys, ["report", str(run), "--out", str(tmp_path / "page.html")])
+    assert str(tmp_path / "page.html") in err and "is a folder" in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_report_in_a_read_only_run_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    run = make_run(tmp_path, n=2)
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kw):  # what a non-root user gets from a read-only folder
+        if dir is not None and Path(dir) == run:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    err = _one_line_error(capsys, ["report", str(run)])
+    assert str(run / "report.html") in err and "Permission denied" in err and "--out" in err
+    assert not (run / "report.html").exists()
+    main(["report", str(run), "--out", str(tmp_path / "elsewhere.html")])  # the hint works
+    assert (tmp_path / "elsewhere.html").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_report_in_a_chmod_read_only_run_folder(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    run.chmod(0o555)
+    try:
+        err = _one_line_error(capsys, ["report", str(run)])
+    finally:
+        run.chmod(0o755)
+    assert str(run) in err and "--out" in err

@@ -22,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS
-from ..io import atomic_write_text
+from ..io import atomic_write_text, ensure_writable_dir
 from .tables import build_payload, exported_splits, load_run
 from .thumbs import make_thumbnails
 
@@ -105,6 +105,7 @@ def build_report(
     if page_size < 1:
         raise EntityLabelError(f"page size must be at least 1, got {page_size}")
     out_path = Path(out) if out is not None else run / "report.html"
+    _check_out(out_path)  # before the thumbnails: a bad --out fails in a moment, not after minutes of work
     cap_path = Path(captions) if captions is not None else run / "captions"
     ent_dir = Path(entities) if entities is not None else run / "entities"
     tables, data_root = load_run(run / "pairs.parquet", cap_path, ent_dir, root=Path(root) if root else None)
@@ -170,8 +171,23 @@ def build_report(
             "SCRIPT": script,
         },
     )
-    atomic_write_text(out_path, page)
+    try:
+        atomic_write_text(out_path, page)
+    except OSError as e:  # read-only folder or file system, disk full: one line, nothing half-written
+        raise EntityLabelError(
+            f"cannot write the review page ({e.strerror or e})", path=out_path, hint=_OUT_HINT
+        ) from None
     return out_path
+
+
+_OUT_HINT = "pass --out to write the page somewhere writable"
+
+
+def _check_out(out_path: Path) -> None:
+    """The page's folder exists (or can be made) and is writable, and its name is not taken by a folder."""
+    if out_path.is_dir():
+        raise EntityLabelError("output is a folder, not an HTML file name", path=out_path, hint=_OUT_HINT)
+    ensure_writable_dir(out_path.parent)
 
 
 def report_result(path: Path) -> ReportResult:
