@@ -229,3 +229,55 @@ def test_report_in_a_chmod_read_only_run_folder(tmp_path, capsys):
     finally:
         run.chmod(0o755)
     assert str(run) in err and "--out" in err
+
+
+def _tamper_pairs(run: Path, **columns) -> None:
+    from entitylabel.io import read_parquet_metadata
+    from entitylabel.pairs import PAIRS_SCHEMA
+
+    df = pd.read_parquet(run / "pairs.parquet")
+    for col, value in columns.items():
+        df.loc[0, col] = value
+    write_parquet(df, run / "pairs.parquet", schema=PAIRS_SCHEMA, metadata=read_parquet_metadata(run / "pairs.parquet"))
+
+
+@pytest.mark.parametrize("pid", ["a\0b", "../../x", ".x"])
+def test_pair_id_that_is_not_a_plain_name_is_one_line(tmp_path, capsys, pid):
+    run = make_run(tmp_path, n=2)
+    _tamper_pairs(run, pair_id=pid)
+    err = _one_line_error(capsys, ["report", str(run)])
+    assert "not a plain file name" in err and str(run / "pairs.parquet") in err
+    assert not (run / "report.html").exists()
+
+
+def test_image_path_outside_the_dataset_root_is_never_read(tmp_path, capsys):
+    from PIL import Image
+
+    run = make_run(tmp_path, n=2)
+    Image.new("L", (8, 8), 255).save(tmp_path / "private.png")  # a page is shared: it must not embed this
+    for rel in ("../private.png", str(tmp_path / "private.png")):
+        _tamper_pairs(run, vis_path=rel)
+        err = _one_line_error(capsys, ["report", str(run)])
+        assert repr(rel) in err and "inside the dataset root" in err
+    assert not (run / "report.html").exists()
+
+
+def test_huge_images_in_thumbnails_are_gaps_without_raw_warnings(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    run = make_run(tmp_path, n=2, size=(64, 48))
+    limit = Image.MAX_IMAGE_PIXELS
+    try:  # 64x48 over the limit: a warning; over twice the limit Pillow refuses (DecompressionBombError)
+        Image.MAX_IMAGE_PIXELS = 64 * 48 - 1
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            thumbs = _data(build_report(run).read_text(), "report-thumbs")
+        assert thumbs["toy-0000"][0] and thumbs["toy-0001"][1]  # over the limit: still shown
+        assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+        Image.MAX_IMAGE_PIXELS = 64 * 48 // 2 - 1
+        thumbs = _data(build_report(run).read_text(), "report-thumbs")
+        assert thumbs["toy-0000"] == [None, None]  # refused by Pillow: a gap, not a traceback
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit

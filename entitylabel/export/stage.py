@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import __version__
+from ..datapaths import check_manifest
 from ..errors import EntityLabelError
 from ..io import atomic_dir, atomic_write_text, dumps_json, ensure_writable_dir, write_parquet
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
@@ -262,6 +263,7 @@ def run_export(
     manifest = load_pairs(pairs, root=root)
     if manifest.df.empty:
         raise EntityLabelError("pair manifest has no pairs", path=pairs)
+    check_manifest(manifest.df, pairs)  # a released dataset must not carry ids or files from outside
     manifest.df = manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True)
     caps = read_captions(captions) if captions is not None else None
     ents = read_entities(entities) if entities is not None else None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..datapaths import check_manifest
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS
 from ..io import atomic_write_text, ensure_writable_dir
@@ -109,6 +110,7 @@ def build_report(
     cap_path = Path(captions) if captions is not None else run / "captions"
     ent_dir = Path(entities) if entities is not None else run / "entities"
     tables, data_root = load_run(run / "pairs.parquet", cap_path, ent_dir, root=Path(root) if root else None)
+    check_manifest(tables.pairs, run / "pairs.parquet")  # ids key the page's data; paths are read for thumbnails
     exp = Path(export_dir) if export_dir is not None else run / "export"
     exported = exported_splits(exp)
     if exported:  # the train/test split export assigned (hashed when the dataset has no split folders)

@@ -1,0 +1,66 @@
+"""Export on a hostile or tampered pair manifest: names and paths from data never leave their folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from export_fixtures import synthetic_pairs
+
+from entitylabel.cli import main
+from entitylabel.errors import EntityLabelError
+from entitylabel.export.stage import run_export
+from entitylabel.io import read_parquet_metadata, sha256_file, write_parquet
+from entitylabel.pairs import PAIRS_SCHEMA
+
+
+def tamper(pairs: Path, **columns: object) -> Path:
+    """Rewrite row 0 of a manifest (dataset root kept) with the given column values."""
+    df = pd.read_parquet(pairs)
+    for col, value in columns.items():
+        df.loc[0, col] = value
+    write_parquet(df, pairs, schema=PAIRS_SCHEMA, metadata=read_parquet_metadata(pairs))
+    return pairs
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> Path:
+    return synthetic_pairs(tmp_path / "src", tmp_path / "run", "syn", 4)
+
+
+def _refused(pairs: Path, out: Path, match: str) -> str:
+    with pytest.raises(EntityLabelError, match=match) as e:
+        run_export(pairs, out, "syn")
+    assert not out.exists()  # refused before anything is written
+    return str(e.value)
+
+
+@pytest.mark.parametrize("pid", ["../../PWNED_x", "a/b", ".hidden", "nul\0byte", "x" * 300])
+def test_pair_id_that_is_not_a_plain_file_name_is_refused(pairs: Path, tmp_path: Path, pid: str) -> None:
+    # a released dataset's pair ids become file names downstream (fuse writes OUT/<pair_id>.png)
+    msg = _refused(tamper(pairs, pair_id=pid), tmp_path / "out", "not a plain file name")
+    assert repr(pid)[:40] in msg and str(pairs) in msg and "\n" not in msg
+
+
+def test_image_path_that_leaves_the_dataset_root_is_refused(pairs: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.bmp"  # any file on the machine must not end up embedded in a dataset
+    secret.write_bytes((tmp_path / "src" / "ir" / "000.bmp").read_bytes())
+    for rel in ("../secret.bmp", str(secret), "ir/../../secret.bmp"):
+        msg = _refused(tamper(pairs, ir_path=rel, ir_sha256=sha256_file(secret)), tmp_path / "out", "dataset root")
+        assert repr(rel) in msg and "syn-000" in msg
+
+
+def test_split_name_too_long_for_a_file_name_is_one_line(pairs: Path, tmp_path: Path, capsys) -> None:
+    df = pd.read_parquet(pairs)
+    df["split"] = "s" * 250  # a valid split word, but `<split>-00000-of-00001.parquet` is over 255 bytes
+    write_parquet(df, pairs, schema=PAIRS_SCHEMA, metadata=read_parquet_metadata(pairs))
+    with pytest.raises(SystemExit) as e:
+        main(["export", "--pairs", str(pairs), "--out", str(tmp_path / "out"), "--config", "syn"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error:") and "Traceback" not in err, err
+    assert "s" * 250 in err and not (tmp_path / "out").exists()
+
+
+def test_repeated_pair_id_is_refused(pairs: Path, tmp_path: Path) -> None:
+    _refused(tamper(pairs, pair_id="syn-001"), tmp_path / "out", "'syn-001' appears more than once")
