@@ -21,6 +21,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ IR_NAMES = ("ir", "inf", "infrared", "thermal", "lwir", "tir")
 VIS_NAMES = ("vi", "vis", "visible", "rgb", "visual")
 SPLIT_NAMES = ("train", "test", "val", "valid", "validation", "trainval")
 SYSTEM_FILES = ("thumbs.db", ".ds_store", "desktop.ini")
+MAX_PAIR_ID_LEN = 200  # characters (all ASCII after sanitising); file names built from ids add suffixes
 _IR_WORDS = re.compile(r"infrared|thermal|lwir|(?:^|[^a-z])(?:ir|inf|tir)(?:$|[^a-z])")
 _VIS_WORDS = re.compile(r"visible|(?:^|[^a-z])(?:vi|vis|rgb|visual)(?:$|[^a-z])")
 
@@ -56,6 +58,7 @@ SEVERITY = {
     "missing_ir": "error",
     "size_mismatch": "error",
     "bad_file_name": "error",
+    "not_regular_file": "error",
     "too_large": "error",
     "ir_16bit": "warning",
     "large_image": "warning",
@@ -255,13 +258,28 @@ def printable_path(text: str) -> str:
     return text if _is_utf8(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
-def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path], list[Path]]:
-    """Image files by relative stem, other files, ignored system files and files whose name is not UTF-8,
-    under `folder` (recursive)."""
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"))
+
+
+def _special_kind(path: Path) -> str | None:
+    """What a path is when it exists but is not a regular file or folder (reading a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # dangling link, vanished file: reading it reports why
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((what for test, what in _SPECIAL_FILES if test(mode)), "a block device")
+
+
+def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path], list[Path], list[tuple[Path, str]]]:
+    """Under `folder` (recursive): image files by relative stem, other files, ignored system files, files whose
+    name is not UTF-8, and special files (FIFOs, sockets, devices) with what they are."""
     by_stem: dict[str, list[Path]] = defaultdict(list)
     others: list[Path] = []
     ignored: list[Path] = []
     bad_names: list[Path] = []
+    specials: list[tuple[Path, str]] = []
     for p in sorted(folder.rglob("*")):
         if p.is_dir():
             continue
@@ -270,11 +288,13 @@ def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path], 
             ignored.append(p)
         elif not _is_utf8(str(p)):  # no pair id, manifest path or caption key can be made from it
             bad_names.append(p)
+        elif what := _special_kind(p):
+            specials.append((p, what))
         elif p.suffix.lower() in IMAGE_EXTENSIONS:
             by_stem[rel.with_suffix("").as_posix()].append(p)
         else:
             others.append(p)
-    return by_stem, others, ignored, bad_names
+    return by_stem, others, ignored, bad_names, specials
 
 
 def probe_image(path: Path) -> ImageInfo:
@@ -331,7 +351,8 @@ def unique_pair_ids(dataset: str, keys: list[PairKey]) -> dict[PairKey, str]:
     Colliding names (`a b` and `a_b`, `ä` and `ö`, two all-CJK names) get `-` and 8 hex digits of the SHA-256
     of their origin appended, so each id stays readable, depends only on that file's own path (not on listing
     order or what else is in the tree), and ids of datasets without collisions are unchanged. In a colliding
-    group, the one name sanitising left as it was (if exactly one) keeps the plain id.
+    group, the one name sanitising left as it was (if exactly one) keeps the plain id. Ids longer than
+    `MAX_PAIR_ID_LEN` are cut and get the same suffix.
     """
     groups: dict[str, list[PairKey]] = defaultdict(list)
     for key in keys:
@@ -341,11 +362,13 @@ def unique_pair_ids(dataset: str, keys: list[PairKey]) -> dict[PairKey, str]:
     for base, members in sorted(groups.items()):
         plain = [k for k in members if k.plain]
         for key in sorted(members, key=lambda k: k.origin):
-            if len(members) == 1 or (len(plain) == 1 and key == plain[0]):
+            if len(base) > MAX_PAIR_ID_LEN:  # later stages name files `<pair_id>.png`: keep ids well under 255
+                ids[key] = _id_hash(key.origin, taken, base[: MAX_PAIR_ID_LEN - 9])
+            elif len(members) == 1 or (len(plain) == 1 and key == plain[0]):
                 ids[key] = base
             else:
                 ids[key] = _id_hash(key.origin, taken, base)
-                taken.add(ids[key])
+            taken.add(ids[key])
     return ids
 
 
@@ -365,7 +388,7 @@ def discover(
             "dataset root path is not valid UTF-8", path=printable_path(str(root)), hint="rename the folder"
         )
     chosen = detect_layout(root, layout)
-    name = safe_name(dataset or root.name).lower()
+    name = safe_name(dataset or root.name).lower().lstrip(".") or "_"  # no hidden-file ids (".x-001")
     problems: list[dict[str, str]] = []
     ignored: list[str] = []
 
@@ -375,13 +398,15 @@ def discover(
 
     scans = []
     for pd_ in chosen.pair_dirs:
-        ir_files, ir_other, ir_ign, ir_bad = _scan(pd_.ir_dir)
-        vis_files, vis_other, vis_ign, vis_bad = _scan(pd_.vis_dir)
+        ir_files, ir_other, ir_ign, ir_bad, ir_special = _scan(pd_.ir_dir)
+        vis_files, vis_other, vis_ign, vis_bad, vis_special = _scan(pd_.vis_dir)
         ignored += [printable_path(p.relative_to(root).as_posix()) for p in ir_ign + vis_ign]
         for p in ir_other + vis_other:
             problem(p, "not_image", f"not an image file (extension {printable_path(p.suffix) or 'none'!r})")
         for p in ir_bad + vis_bad:
             problem(p, "bad_file_name", "file name is not valid UTF-8 (shown with \\x escapes); rename the file")
+        for p, what in ir_special + vis_special:
+            problem(p, "not_regular_file", f"{what}, not a regular file; it is never read")
         scans.append((pd_, ir_files, vis_files))
     # origin of a pair: its IR path without extension, unique in the dataset even when names sanitise alike
     keys = {

@@ -319,3 +319,48 @@ def test_split_folders_that_sanitise_alike_keep_both(tmp_path: Path) -> None:
     ids = dict(zip(res.pairs.ir_path, res.pairs.pair_id, strict=True))
     assert ids["night_a/infrared/001.png"] == "g-night_a-001"  # the already-safe folder keeps the plain id
     assert re.fullmatch(r"g-night_a-001-[0-9a-f]{8}", ids["night a/infrared/001.png"])
+
+
+def test_fifo_named_like_an_image_is_a_problem_not_a_hang(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    pair(tmp_path, "ir", "vi", "good")
+    img(tmp_path / "vi" / "pipe.png")
+    fifo = tmp_path / "ir" / "pipe.png"
+    os.mkfifo(fifo)  # reading it would block until something writes: discover must not open it
+
+    done = threading.Event()
+
+    def unblock() -> None:  # if discover does open it, give it EOF so the test fails instead of hanging
+        while not done.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only while a reader waits
+                return
+            except OSError:
+                time.sleep(0.02)
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    res = discover(tmp_path)
+    done.set()
+    helper.join()
+    assert list(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-good"]
+    row = res.problems.set_index("path").loc["ir/pipe.png"]
+    assert row.kind == "not_regular_file" and row.severity == "error" and "FIFO" in row.message
+
+
+def test_long_names_and_dotted_dataset_names_still_give_plain_file_name_ids(tmp_path: Path) -> None:
+    from entitylabel.io import safe_child
+
+    long_a, long_b = "x" * 230 + "a", "x" * 230 + "b"  # valid file names; "<dataset>-<stem>.png" would not be
+    for stem in (long_a, long_b, "short"):
+        pair(tmp_path / ".data", "ir", "vi", stem)
+    res = discover(tmp_path / ".data")
+    ids = dict(zip(res.pairs.ir_path, res.pairs.pair_id, strict=True))
+    assert ids["ir/short.png"] == "data-short" and len(res.problems) == 0
+    for stem in (long_a, long_b):
+        assert len(ids[f"ir/{stem}.png"]) <= 200 and ids[f"ir/{stem}.png"].startswith("data-" + "x" * 150)
+    assert len(set(ids.values())) == 3
+    for pid in ids.values():
+        safe_child(tmp_path, pid, ".problems.parquet")  # what later stages build from an id: never refused
