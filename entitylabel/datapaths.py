@@ -8,7 +8,7 @@ the machine, to be embedded in a dataset or a review page. Stages refuse such a 
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -25,11 +25,15 @@ def _show(value: Any) -> str:
 
 
 def is_inside_path(rel: Any) -> bool:
-    """True for a relative POSIX path that stays inside its root: no `..`, not absolute, no drive or backslash."""
-    if not isinstance(rel, str) or not rel or "\0" in rel or "\\" in rel:
+    """True for a relative path that stays inside its root: not absolute, no drive, no `..` part.
+
+    Read the way this machine joins paths (a backslash is an ordinary character in a POSIX file name), and
+    `..` is also refused as a POSIX part, the form discover writes.
+    """
+    if not isinstance(rel, str) or not rel or "\0" in rel:
         return False
-    p = PurePosixPath(rel)
-    return not p.is_absolute() and ".." not in p.parts and not PureWindowsPath(rel).drive
+    native = Path(rel)
+    return not native.anchor and ".." not in native.parts and ".." not in PurePosixPath(rel).parts
 
 
 def check_manifest(df: pd.DataFrame, where: str | Path) -> None:

@@ -64,3 +64,16 @@ def test_split_name_too_long_for_a_file_name_is_one_line(pairs: Path, tmp_path: 
 
 def test_repeated_pair_id_is_refused(pairs: Path, tmp_path: Path) -> None:
     _refused(tamper(pairs, pair_id="syn-001"), tmp_path / "out", "'syn-001' appears more than once")
+
+
+def test_odd_but_legal_names_from_discover_still_export(tmp_path: Path) -> None:
+    from export_fixtures import discover_pairs
+    from PIL import Image
+
+    for name in ("a\\b", "line\nbreak", "space d", "東京", "x..y"):  # all legal POSIX file names
+        for sub, mode in (("ir", "L"), ("vi", "RGB")):
+            (tmp_path / "d" / sub).mkdir(parents=True, exist_ok=True)
+            Image.new(mode, (8, 8)).save(tmp_path / "d" / sub / f"{name}.png")
+    pairs = discover_pairs(tmp_path / "d", tmp_path / "run")
+    res = run_export(pairs, tmp_path / "out", "d")
+    assert sum(res.splits.values()) == 5
