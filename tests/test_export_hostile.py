@@ -77,3 +77,50 @@ def test_odd_but_legal_names_from_discover_still_export(tmp_path: Path) -> None:
     pairs = discover_pairs(tmp_path / "d", tmp_path / "run")
     res = run_export(pairs, tmp_path / "out", "d")
     assert sum(res.splits.values()) == 5
+
+
+@pytest.fixture
+def release(tmp_path: Path) -> Path:
+    pairs = synthetic_pairs(tmp_path / "rsrc", tmp_path / "rel", "r", 4)
+    return run_export(pairs, tmp_path / "release", "r").out
+
+
+@pytest.mark.parametrize("pattern", ["../outside/*.parquet", "/tmp/*.parquet", "data/r/../../../outside/*.parquet"])
+def test_card_data_files_outside_the_folder_are_refused(release: Path, tmp_path: Path, pattern: str) -> None:
+    from entitylabel.export.load import summarize
+
+    (tmp_path / "outside").mkdir()
+    for f in (release / "data" / "r").iterdir():  # a downloaded card must not make us read files beside it
+        (tmp_path / "outside" / f.name).write_bytes(f.read_bytes())
+    card = release / "README.md"
+    text = card.read_text(encoding="utf-8")
+    assert "path: data/r/train-*" in text
+    card.write_text(text.replace("path: data/r/train-*", f"path: {pattern}"), encoding="utf-8")
+    with pytest.raises(EntityLabelError, match="outside the dataset folder") as e:
+        summarize(release)
+    assert pattern in str(e.value) and str(card) in str(e.value)
+
+
+def test_publish_refuses_symbolic_links_out_of_the_folder(release: Path, tmp_path: Path) -> None:
+    from entitylabel.export.publish import local_files
+
+    secret = tmp_path / "credentials.txt"
+    secret.write_text("not for the hub")
+    (release / "data" / "r" / "notes.txt").symlink_to(secret)  # would upload the secret's bytes
+    with pytest.raises(EntityLabelError, match="symbolic link") as e:
+        local_files(release)
+    assert "data/r/notes.txt" in str(e.value)
+    (release / "data" / "r" / "notes.txt").unlink()
+    (release / "tables" / "linked").symlink_to(tmp_path, target_is_directory=True)  # a folder link too
+    with pytest.raises(EntityLabelError, match="symbolic link"):
+        local_files(release)
+
+
+def test_export_info_config_name_cannot_leave_the_folder(release: Path, tmp_path: Path) -> None:
+    from entitylabel.export.load import export_info
+
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "export.json").write_text('{"planted": true}')  # tables/../../evil/export.json
+    assert export_info(release, "r")["config"] == "r"
+    with pytest.raises(EntityLabelError, match="config name"):
+        export_info(release, "../../evil")
