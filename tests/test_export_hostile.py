@@ -124,3 +124,14 @@ def test_export_info_config_name_cannot_leave_the_folder(release: Path, tmp_path
     assert export_info(release, "r")["config"] == "r"
     with pytest.raises(EntityLabelError, match="config name"):
         export_info(release, "../../evil")
+
+
+def test_export_into_a_folder_whose_readme_is_not_a_card_keeps_it(pairs: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"  # e.g. `--out .` inside a code repository
+    project.mkdir()
+    (project / "README.md").write_text("# My project\n\nhand-written notes\n")
+    with pytest.raises(EntityLabelError, match="not a dataset card") as e:
+        run_export(pairs, project, "syn")
+    assert str(project / "README.md") in str(e.value)
+    assert (project / "README.md").read_text() == "# My project\n\nhand-written notes\n"
+    assert sorted(p.name for p in project.iterdir()) == ["README.md"]

@@ -281,3 +281,14 @@ def test_huge_images_in_thumbnails_are_gaps_without_raw_warnings(tmp_path):
         assert thumbs["toy-0000"] == [None, None]  # refused by Pillow: a gap, not a traceback
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def test_report_never_overwrites_a_file_that_is_not_a_review_page(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    manifest = (run / "pairs.parquet").read_bytes()
+    err = _one_line_error(capsys, ["report", str(run), "--out", str(run / "pairs.parquet")])
+    assert "not an entitylabel review page" in err and str(run / "pairs.parquet") in err
+    assert (run / "pairs.parquet").read_bytes() == manifest
+    build_report(run)  # rewriting its own page is what a rerun does
+    first = (run / "report.html").read_bytes()
+    assert build_report(run).read_bytes() == first

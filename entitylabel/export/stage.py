@@ -225,6 +225,15 @@ def _build_config(
     }
 
 
+def _is_dataset_card(path: Path) -> bool:
+    """A hub card starts with a `---` YAML header; any other README.md (a code repository's) is the user's."""
+    try:
+        with path.open("rb") as f:
+            return f.readline().rstrip(b"\r\n") == b"---"
+    except OSError:
+        return False
+
+
 def _swap_in(src: Path, dst: Path) -> None:
     """Replace `dst` by `src` (both folders); the old one is removed only once the new one is in place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +278,12 @@ def run_export(
     ents = read_entities(entities) if entities is not None else None
     if out.exists() and not out.is_dir():
         raise EntityLabelError("output exists and is not a folder", path=out)
+    if (out / layout.CARD).is_file() and not _is_dataset_card(out / layout.CARD):
+        raise EntityLabelError(
+            "is not a dataset card (no YAML header); refusing to replace it",
+            path=out / layout.CARD,
+            hint="export into a new or empty --out folder",
+        )
     infos = layout.read_config_infos(out) if out.is_dir() else {}
     if config in infos and not overwrite:
         raise EntityLabelError(f"config {config!r} already exists", path=out, hint="pass --overwrite to replace it")

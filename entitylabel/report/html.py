@@ -182,14 +182,29 @@ def build_report(
     return out_path
 
 
-_OUT_HINT = "pass --out to write the page somewhere writable"
+_OUT_HINT = "pass --out to write the page elsewhere"
 
 
 def _check_out(out_path: Path) -> None:
-    """The page's folder exists (or can be made) and is writable, and its name is not taken by a folder."""
+    """The page's folder exists (or can be made) and is writable, and its name is not taken by a folder or by
+    a file other than an earlier review page (`--out pairs.parquet` must not replace the manifest)."""
     if out_path.is_dir():
         raise EntityLabelError("output is a folder, not an HTML file name", path=out_path, hint=_OUT_HINT)
+    if out_path.is_file() and out_path.stat().st_size and not _is_review_page(out_path):
+        raise EntityLabelError(
+            "exists and is not an entitylabel review page; refusing to overwrite it", path=out_path, hint=_OUT_HINT
+        )
     ensure_writable_dir(out_path.parent)
+
+
+def _is_review_page(path: Path) -> bool:
+    """A page this module wrote (its generator tag is near the top); anything else is never overwritten."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b'<meta name="generator" content="entitylabel ' in head
 
 
 def report_result(path: Path) -> ReportResult:
