@@ -404,7 +404,7 @@ def discover(
         for p in ir_other + vis_other:
             problem(p, "not_image", f"not an image file (extension {printable_path(p.suffix) or 'none'!r})")
         for p in ir_bad + vis_bad:
-            problem(p, "bad_file_name", "file name is not valid UTF-8 (shown with \\x escapes); rename the file")
+            problem(p, "bad_file_name", "file or folder name is not valid UTF-8 (shown with \\x escapes); rename it")
         for p, what in ir_special + vis_special:
             problem(p, "not_regular_file", f"{what}, not a regular file; it is never read")
         scans.append((pd_, ir_files, vis_files))

@@ -364,3 +364,12 @@ def test_long_names_and_dotted_dataset_names_still_give_plain_file_name_ids(tmp_
     assert len(set(ids.values())) == 3
     for pid in ids.values():
         safe_child(tmp_path, pid, ".problems.parquet")  # what later stages build from an id: never refused
+
+
+def test_dataset_root_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/data\xff"))
+    pair(root, "ir", "vi", "a")
+    with pytest.raises(SystemExit) as e:
+        main(["discover", str(root), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "data\\xff" in err and "not valid UTF-8" in err and "Traceback" not in err
