@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -135,3 +136,28 @@ def test_export_into_a_folder_whose_readme_is_not_a_card_keeps_it(pairs: Path, t
     assert str(project / "README.md") in str(e.value)
     assert (project / "README.md").read_text() == "# My project\n\nhand-written notes\n"
     assert sorted(p.name for p in project.iterdir()) == ["README.md"]
+
+
+def test_card_renders_data_strings_as_text_only(tmp_path: Path) -> None:
+    from export_fixtures import write_captions
+    from markdown_it import MarkdownIt
+
+    from entitylabel.export.inputs import CAPTIONS_SCHEMA
+
+    pairs = synthetic_pairs(tmp_path / "src", tmp_path / "run", "syn", 3)
+    df = pd.read_parquet(pairs)
+    df["dataset"] = "evil | col\n\n<script>alert(1)</script>"  # a manifest's dataset name is free text
+    write_parquet(df, pairs, schema=PAIRS_SCHEMA, metadata=read_parquet_metadata(pairs))
+    shard = write_captions(pairs, tmp_path / "caps") / "shard-00000.parquet"
+    caps = pd.read_parquet(shard)
+    caps.loc[caps.model.notna(), "model"] = "m`x` <img src=x onerror=alert(1)>\n# Heading"
+    caps.loc[caps.source.str.startswith("external:"), "source"] = "external:<b>bold</b>`tick"
+    write_parquet(caps, shard, schema=CAPTIONS_SCHEMA)
+    card = (run_export(pairs, tmp_path / "out", "syn", captions=tmp_path / "caps").out / "README.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(card.split("\n---\n", 1)[1])
+    assert not re.search(r"<(script|img|b)\b", html), html  # data shows as text, never as markup
+    assert "<h1>Heading" not in html and html.count("<h1>") == 1  # no heading injected by a newline
+    table = html.split("<table>")[1].split("</table>")[0]
+    assert table.count("<tr>") == 2 and table.count("<td") == 5  # one config row, its 5 columns intact
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in table  # still visible to the reader, as text
+    assert "m`x` &lt;img src=x onerror=alert(1)&gt; # Heading" in html  # the model id, in one code span

@@ -6,7 +6,9 @@ header, kept as they are), with stable ordering and no dates, so the same folder
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +100,22 @@ def _code(obj: Any) -> str:
     )
 
 
+# Strings in the card come from data (dataset names in a manifest, model ids and sources in a caption table):
+# they are shown as text only, on one line, so none can add markup, a heading or a table column.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Plain text for a table cell or a sentence: one line, `|` escaped, HTML special characters escaped."""
+    return html.escape(_BREAKS.sub(" ", str(text)), quote=False).replace("|", "\\|")
+
+
+def _span(text: Any) -> str:
+    """An inline code span holding `text` literally, whatever backticks it contains (CommonMark's rule)."""
+    body = _BREAKS.sub(" ", str(text)).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def _prompt_text(prompt_id: str | None, sha: str | None) -> str | None:
@@ -125,15 +141,16 @@ def _captions_section(info: dict[str, Any]) -> list[str]:
     lines = []
     for g in caps.get("vlm", []):
         lines.append(
-            f"- Captions ({g['modality']}): VLM `{g['model']}` at revision `{g['model_revision']}`, prompt "
-            f"`{g['prompt_id']}` (sha256 `{g['prompt_sha256']}`), decoding `{g['decoding']}`: {g['rows']} "
+            f"- Captions ({_cell(g['modality'])}): VLM {_span(g['model'])} at revision {_span(g['model_revision'])}, "
+            f"prompt {_span(g['prompt_id'])} (sha256 {_span(g['prompt_sha256'])}), decoding {_span(g['decoding'])}: "
+            f"{g['rows']} "
             f"caption(s), {g['errors']} error(s), {g['truncated']} stopped at the token limit."
         )
         text = _prompt_text(g["prompt_id"], g["prompt_sha256"])
         if text:
             lines.append(f'  Prompt text: "{_cell(text)}"')
     for source, count in (caps.get("external") or {}).items():
-        lines.append(f"- Captions imported from `{source}`: {count} row(s).")
+        lines.append(f"- Captions imported from {_span(source)}: {count} row(s).")
     chosen = f"prompt `{caps['primary_prompt']}` first, then " if caps.get("primary_prompt") else ""
     lines.append(
         f"- `caption_ir` / `caption_vis` hold one caption per modality: the first successful caption by "
@@ -149,7 +166,7 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
         return ["- Entities: none were exported with this config (`entities` is empty)."]
     space = ents.get("label_space") or {}
     lines = []
-    vocab = ", ".join(f"{k} `{v}`" for k, v in sorted(space.items()) if not isinstance(v, dict | list))
+    vocab = ", ".join(f"{_cell(k)} {_span(v)}" for k, v in sorted(space.items()) if not isinstance(v, dict | list))
     if vocab:
         lines.append(f"- Label space / vocabulary: {vocab}.")
     lines.append(f"- Label space: {len(info['label_space'])} names (`tables/{info['config']}/label_space.json`).")
@@ -206,7 +223,7 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
         info = infos[name]
         splits = ", ".join(f"{s}: {v['num_examples']}" for s, v in info["splits"].items())
         out.append(
-            f"| `{name}` | {', '.join(info['datasets'])} | {splits} | {len(info['label_space'])} | "
+            f"| `{name}` | {_cell(', '.join(info['datasets']))} | {splits} | {len(info['label_space'])} | "
             f"{info['entitylabel_version']} |"
         )
     out += [
