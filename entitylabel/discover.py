@@ -349,10 +349,11 @@ def unique_pair_ids(dataset: str, keys: list[PairKey]) -> dict[PairKey, str]:
     """Pair id of each key: `make_pair_id`, unless names collide once sanitised.
 
     Colliding names (`a b` and `a_b`, `ä` and `ö`, two all-CJK names) get `-` and 8 hex digits of the SHA-256
-    of their origin appended, so each id stays readable, depends only on that file's own path (not on listing
-    order or what else is in the tree), and ids of datasets without collisions are unchanged. In a colliding
-    group, the one name sanitising left as it was (if exactly one) keeps the plain id. Ids longer than
-    `MAX_PAIR_ID_LEN` are cut and get the same suffix.
+    of their origin appended, so each id stays readable, its suffix depends only on that file's own path (not
+    on listing order), and ids of datasets without collisions are unchanged. In a colliding group, the one name
+    sanitising left as it was (if exactly one) keeps the plain id, so adding `a b.png` beside `a_b.png` does not
+    rename the latter. Ids longer than `MAX_PAIR_ID_LEN` are cut and get the same suffix. Call it on every
+    stem of the dataset (before any filtering), so an id never depends on which part of the tree was asked for.
     """
     groups: dict[str, list[PairKey]] = defaultdict(list)
     for key in keys:
