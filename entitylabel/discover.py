@@ -272,29 +272,43 @@ def _special_kind(path: Path) -> str | None:
     return next((what for test, what in _SPECIAL_FILES if test(mode)), "a block device")
 
 
-def _scan(folder: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path], list[Path], list[tuple[Path, str]]]:
-    """Under `folder` (recursive): image files by relative stem, other files, ignored system files, files whose
-    name is not UTF-8, and special files (FIFOs, sockets, devices) with what they are."""
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    others: list[Path] = []
-    ignored: list[Path] = []
-    bad_names: list[Path] = []
-    specials: list[tuple[Path, str]] = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_dir():
-            continue
+@dataclass
+class Scan:
+    """What one IR or VIS folder holds (recursively), sorted into what discover does with each file."""
+
+    by_stem: dict[str, list[Path]] = field(default_factory=lambda: defaultdict(list))  # images by relative stem
+    others: list[Path] = field(default_factory=list)  # not images
+    ignored: list[Path] = field(default_factory=list)  # system files and hidden paths
+    bad_names: list[Path] = field(default_factory=list)  # names that are not valid UTF-8
+    specials: list[tuple[Path, str]] = field(default_factory=list)  # FIFOs, sockets, devices, and what they are
+    unlisted: list[tuple[Path, str]] = field(default_factory=list)  # folders that could not be listed, and why
+
+
+def _scan(folder: Path) -> Scan:
+    """Sort every file under `folder`. os.walk, not rglob: rglob skips a folder it may not list without a word,
+    and every file discover cannot check must be a problem row. Links to folders are not followed."""
+    scan = Scan()
+    found: list[Path] = []
+
+    def unlisted(e: OSError) -> None:
+        scan.unlisted.append((Path(e.filename or folder), e.strerror or type(e).__name__))
+
+    for dirpath, _dirs, names in os.walk(folder, onerror=unlisted):
+        found += [Path(dirpath, n) for n in names]
+    for p in sorted(found):
         rel = p.relative_to(folder)
         if p.name.lower() in SYSTEM_FILES or any(part.startswith(".") for part in rel.parts):
-            ignored.append(p)
+            scan.ignored.append(p)
         elif not _is_utf8(str(p)):  # no pair id, manifest path or caption key can be made from it
-            bad_names.append(p)
+            scan.bad_names.append(p)
         elif what := _special_kind(p):
-            specials.append((p, what))
+            scan.specials.append((p, what))
         elif p.suffix.lower() in IMAGE_EXTENSIONS:
-            by_stem[rel.with_suffix("").as_posix()].append(p)
+            scan.by_stem[rel.with_suffix("").as_posix()].append(p)
         else:
-            others.append(p)
-    return by_stem, others, ignored, bad_names, specials
+            scan.others.append(p)
+    scan.unlisted.sort()
+    return scan
 
 
 def probe_image(path: Path) -> ImageInfo:
@@ -399,16 +413,17 @@ def discover(
 
     scans = []
     for pd_ in chosen.pair_dirs:
-        ir_files, ir_other, ir_ign, ir_bad, ir_special = _scan(pd_.ir_dir)
-        vis_files, vis_other, vis_ign, vis_bad, vis_special = _scan(pd_.vis_dir)
-        ignored += [printable_path(p.relative_to(root).as_posix()) for p in ir_ign + vis_ign]
-        for p in ir_other + vis_other:
+        ir_scan, vis_scan = _scan(pd_.ir_dir), _scan(pd_.vis_dir)
+        ignored += [printable_path(p.relative_to(root).as_posix()) for p in ir_scan.ignored + vis_scan.ignored]
+        for p in ir_scan.others + vis_scan.others:
             problem(p, "not_image", f"not an image file (extension {printable_path(p.suffix) or 'none'!r})")
-        for p in ir_bad + vis_bad:
+        for p in ir_scan.bad_names + vis_scan.bad_names:
             problem(p, "bad_file_name", "file or folder name is not valid UTF-8 (shown with \\x escapes); rename it")
-        for p, what in ir_special + vis_special:
+        for p, what in ir_scan.specials + vis_scan.specials:
             problem(p, "not_regular_file", f"{what}, not a regular file; it is never read")
-        scans.append((pd_, ir_files, vis_files))
+        for p, why in ir_scan.unlisted + vis_scan.unlisted:
+            problem(p, "unreadable", f"cannot list folder ({why}); the files in it are not checked")
+        scans.append((pd_, ir_scan.by_stem, vis_scan.by_stem))
     # origin of a pair: its IR path without extension, unique in the dataset even when names sanitise alike
     keys = {
         (pd_, stem): PairKey(pd_.split, stem, (pd_.ir_dir / stem).relative_to(root).as_posix(), _plain(root, pd_, stem))

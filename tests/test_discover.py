@@ -373,3 +373,21 @@ def test_dataset_root_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytes
         main(["discover", str(root), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "data\\xff" in err and "not valid UTF-8" in err and "Traceback" not in err
+
+
+def test_folder_that_cannot_be_listed_is_a_problem_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pair(tmp_path, "ir", "vi", "good")
+    pair(tmp_path, "ir/night", "vi/night", "dark")
+    real_scandir = os.scandir
+
+    def scandir(path=".", *args, **kw):  # root can list anything: simulate a folder owned by someone else
+        if Path(os.fsdecode(path)) == tmp_path / "ir" / "night":
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_scandir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    res = discover(tmp_path)
+    assert list(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-good"]
+    probs = res.problems.set_index("path")
+    assert probs.loc["ir/night", "kind"] == "unreadable" and "Permission denied" in probs.loc["ir/night", "message"]
+    assert probs.loc["vi/night/dark.png", "kind"] == "missing_ir"  # its partner is not silently dropped either
