@@ -72,9 +72,9 @@ class DiscoverSettings:
 class CaptionSettings:
     model: str | None = setting(None, "VLM: Hub id or local folder", cli=("--model", "-m"))
     revision: str | None = setting(None, "Hub revision (branch, tag or commit) of the model")
-    prompts: list[str] = setting(
-        help="prompt set (default, objects, all), prompt id, prompt file or folder",
-        factory=lambda: ["default"],
+    prompts: list[str] | None = setting(
+        None,
+        "prompt set (default, objects, all), prompt id, prompt file or folder (default: the default set)",
         fingerprint="prompts",
         cli=("--prompts", "-p"),
         kind="prompts",
@@ -183,6 +183,11 @@ def fingerprint(obj: Any) -> dict[str, Any]:
 def _digest(value: Any, how: str) -> Any:
     from .io import hash_tree, stamp_tree
 
+    if how == "prompts":  # by their texts (None: the default set), so editing a prompt file counts
+        from .caption.prompts import resolve_prompts
+        from .io import sha256_text
+
+        return {p.id: sha256_text(f"{p.modality}\n{p.text}\n{p.prefix}") for p in resolve_prompts(value)}
     if value is None:
         return None
     if how == "content":
@@ -191,11 +196,6 @@ def _digest(value: Any, how: str) -> Any:
         return stamp_tree(Path(value))
     if how == "path":
         return str(Path(value).resolve())
-    if how == "prompts":
-        from .caption.prompts import resolve_prompts
-        from .io import sha256_text
-
-        return {p.id: sha256_text(f"{p.modality}\n{p.text}\n{p.prefix}") for p in resolve_prompts(value)}
     if isinstance(value, Path):
         raise TypeError("a Path setting must say how it is fingerprinted (content, stamp or path)")
     return value
@@ -374,7 +374,10 @@ def cli_parameters(cls: type) -> list[inspect.Parameter]:
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if f.metadata.get("cli_scale") and default is not None:
             default = default // f.metadata["cli_scale"]
-        opt = typer.Option(*option_names(f), help=help[:1].upper() + help[1:] + ".")
+        names = option_names(f)
+        if tp is bool and not f.metadata.get("cli"):  # --keep-hedged/--no-keep-hedged
+            names = (f"{names[0]}/--no-{names[0][2:]}",)
+        opt = typer.Option(*names, help=help[:1].upper() + help[1:] + ".")
         params.append(
             inspect.Parameter(
                 f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=typing.Annotated[_cli_type(tp), opt]
