@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import EntityLabelError
@@ -435,20 +436,30 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
+def _invoke(argv: list[str] | None) -> Any:
+    """Parse and run one command, letting every exception through.
+
+    Not `app(...)`: typer's main turns Ctrl-C into a silent exit 130 (and click's into Abort) before we
+    could print what happened to the outputs.
+    """
+    command = typer.main.get_command(app)
+    with command.make_context("entitylabel", list(sys.argv[1:] if argv is None else argv)) as ctx:
+        return command.invoke(ctx)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
+    """Console entry point: user errors become one line on stderr and exit status 2; Ctrl-C exits 130."""
     try:
-        rc = app(args=argv, standalone_mode=False)  # non-standalone click returns an Exit's code
+        _invoke(argv)
     except EntityLabelError as e:
-        console.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         _interrupted()
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort as e:
-        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-            _interrupted()
+    except typer.Exit as e:  # --help, --version, a command's own exit status
+        if e.exit_code:
+            sys.exit(e.exit_code)
+    except typer.Abort:
         sys.exit(1)
     except OSError as e:
         if not e.filename:  # an OSError that names no file is a bug to see in full
@@ -461,8 +472,6 @@ def main(argv: list[str] | None = None) -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
-    if isinstance(rc, int) and rc:
-        sys.exit(rc)
 
 
 if __name__ == "__main__":

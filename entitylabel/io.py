@@ -142,7 +142,8 @@ def _temp_prefix(final: Path) -> str:
 
 def write_error(e: OSError, path: Path) -> EntityLabelError:
     """One line for an OSError met while writing `path` (disk full, read-only, permission)."""
-    what = "no space left on device" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)  # pyarrow's errors carry no errno
+    what = "no space left on device" if full else (e.strerror or str(e))
     return EntityLabelError(f"cannot write: {what}", path=path)
 
 
