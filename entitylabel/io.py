@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,15 +130,17 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return p
 
 
-# Temporaries are named `.<final name>.pid<PID>.<random>.tmp`: the owner's pid lets a later run remove the
-# ones whose owner is dead (a SIGKILL skips every cleanup) without touching a live process's work.
-_TEMP = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.tmp$")
+# Temporaries are named `.<final name>.pid<PID>-<HOST>.<random>.tmp`: the owner's pid and a short hash of its
+# host name let a later run remove the ones whose owner is dead (a SIGKILL skips every cleanup) without touching
+# a live process's work, nor the work of another machine sharing the folder (its pids mean nothing here).
+_TEMP = re.compile(r"^\..+\.pid(\d+)-([0-9a-f]{6})\.[^.]+\.tmp$")
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:6]
 # Errors that only writing raises: reported as one line naming the file, not a traceback.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def _temp_prefix(final: Path) -> str:
-    return f".{final.name}.pid{os.getpid()}."
+    return f".{final.name}.pid{os.getpid()}-{_HOST}."
 
 
 def write_error(e: OSError, path: Path) -> EntityLabelError:
@@ -160,9 +163,8 @@ def _pid_alive(pid: int) -> bool:
 def clean_stale_temps(folder: str | Path) -> list[Path]:
     """Remove temporaries of our naming under `folder` whose owning process is dead; returns what was removed.
 
-    Only names made by `atomic_path` / `atomic_dir` (`.<name>.pid<PID>.<random>.tmp`) are touched, and only
-    when that pid is not alive on this machine (run folders shared between machines: run this under the
-    run lock, which serialises runs).
+    Only names made by `atomic_path` / `atomic_dir` (`.<name>.pid<PID>-<HOST>.<random>.tmp`) are touched, and
+    only when they were made on this machine by a process that is no longer alive.
     """
     removed: list[Path] = []
     root = Path(folder)
@@ -171,7 +173,7 @@ def clean_stale_temps(folder: str | Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             m = _TEMP.match(name)
-            if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            if m is None or m.group(2) != _HOST or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
                 continue
             p = Path(dirpath) / name
             if p.is_dir() and not p.is_symlink():

@@ -264,6 +264,10 @@ def test_ctrl_c_prints_the_interrupted_line_and_exits_130(tmp_path, monkeypatch,
 # ---- item 16: temporaries of killed runs ------------------------------------------------------------------
 
 
+def killed_pid(run: Path) -> int:
+    return int(next(p for p in run.iterdir() if p.name.startswith(".entities.")).name.split(".pid")[1].split("-")[0])
+
+
 def test_temporaries_of_a_killed_run_are_removed_on_the_next_run(tmp_path):
     cfg = _setup(tmp_path, n=2)
     run = tmp_path / "run"
@@ -285,7 +289,23 @@ def test_temporaries_of_a_killed_run_are_removed_on_the_next_run(tmp_path):
     assert killed.returncode == -signal.SIGKILL
     left = [p for p in run.iterdir() if p.name.startswith(".entities.")]
     assert len(left) == 1 and left[0].is_dir()
-    live = run / f".report.html.pid{os.getppid()}.abcd1234.tmp"  # a live process's temporary: not ours to take
+    host = left[0].name.split(".pid")[1].split(".")[0].split("-")[1]
+    live = run / f".report.html.pid{os.getppid()}-{host}.abcd1234.tmp"  # a live process's: not ours to take
+    elsewhere = run / f".report.html.pid{killed_pid(run)}-000000.abcd1234.tmp"  # another machine's
     live.write_text("x")
+    elsewhere.write_text("x")
     assert run_pipeline(cfg).ran == []
-    assert not left[0].exists() and live.exists()
+    assert not left[0].exists() and live.exists() and elsewhere.exists()
+
+
+def test_an_os_error_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    """The CLI's last guard: an OSError that names its file (from code that bypasses the atomic writers)."""
+
+    def denied(*_a, **_k):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/srv/run/report.html")
+
+    monkeypatch.setattr("entitylabel.report.html.build_report", denied)
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "error: /srv/run/report.html: Permission denied" in err and "Traceback" not in err
