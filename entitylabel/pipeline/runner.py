@@ -1,7 +1,7 @@
 """`run_pipeline`: discover -> caption -> extract -> export -> report, skipping what is already up to date.
 
 Each stage that finishes writes `stages/<stage>.json` in the run folder: the package version, the stage's
-settings, the content hashes of its inputs and of its outputs. A rerun skips a stage when the settings and
+settings, the content hashes of its inputs and the stamps of its outputs. A rerun skips a stage when the settings and
 input hashes it would use now equal the recorded ones and its recorded outputs are still there unchanged.
 Inputs are the previous stages' outputs (by content), so a change flows down exactly as far as it changes
 something: a new vocabulary changes extract's inputs, extract's new entities change export's and the
@@ -276,19 +276,6 @@ def caption_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
 def _vlm_shards(folder: Path) -> list[Path]:
     """Caption shards a VLM made (external ones are named shard-external-*)."""
     return [p for p in sorted(folder.glob("shard-*.parquet")) if not p.name.startswith("shard-external-")]
-
-
-def _keep_vlm_captions(ctx: _Ctx, old: dict[str, Any] | None, new_settings: dict[str, Any]) -> None:
-    """Refuse to replace VLM captions (hours of GPU time) because settings changed; --force caption does."""
-    if old is None or old.get("settings") == new_settings or not _vlm_shards(ctx.captions):
-        return
-    was = old.get("settings", {})
-    made = f"model {was.get('model')}" if was.get("model") else "a VLM"
-    raise EntityLabelError(
-        f"{ctx.captions} holds {len(_vlm_shards(ctx.captions))} caption shard(s) made by {made} with other "
-        "settings; this run would replace them",
-        hint="pass --force caption to replace them, or --out another run folder to keep both",
-    )
 
 
 def caption_run(ctx: _Ctx) -> None:
