@@ -53,6 +53,8 @@ def setting(
     (`--shard-mb` for shard_bytes); `exists`: "file"/"dir" a path must be; `kind`: "vocab" or "prompts"
     (names resolved the same way in a YAML and on the command line)."""
     meta = {"help": help, "fingerprint": "value" if fingerprint is True else fingerprint}
+    if meta["fingerprint"] is not False and meta["fingerprint"] not in DIGESTS:
+        raise ValueError(f"fingerprint must be True, False or one of {DIGESTS}")  # a schema bug, not a user's
     meta.update({k: v for k, v in (("cli", cli), ("cli_scale", cli_scale), ("min", min), ("max", max),
                                    ("exists", exists), ("kind", kind)) if v is not None})  # fmt: skip
     if factory is not None:
