@@ -107,6 +107,8 @@ def test_overrides(tmp_path):
     cfg = load_config(_write(tmp_path, GOOD), external=tmp_path / "caps.jsonl")
     assert cfg.caption.use == "external" and cfg.caption.external == tmp_path / "caps.jsonl"
     assert "--data folder not found" in _error(tmp_path, GOOD, data=tmp_path / "nowhere")
+    moved = GOOD.replace("root: data", "root: moved-away")  # a value that is overridden is not checked
+    assert load_config(_write(tmp_path, moved), data=other).data.root == other
     assert "not both" in _error(tmp_path, GOOD, model="m", external=tmp_path / "caps.jsonl")
 
 

@@ -179,6 +179,9 @@ def load_config(
     w = _Where(p, text)
     if not isinstance(raw, dict):
         raise w.error((), "a pipeline file must be a mapping of keys (name, data, caption, ...)")
+    for given, section, key in ((data, "data", "root"), (external, "caption", "external")):
+        if given is not None and isinstance(raw.get(section), dict):  # overridden: the file's value is not checked
+            raw[section] = {k: v for k, v in raw[section].items() if k != key}
     cfg: PipelineConfig = build(PipelineConfig, raw, (), w)
     cfg.path = p
     if data is not None:
