@@ -541,10 +541,35 @@ def run_discover(
     *,
     layout: str | None = None,
     dataset: str | None = None,
+    splits: list[str] | None = None,
     workers: int = 4,
     progress: Any = None,
 ) -> DiscoveryResult:
-    """Stage entry point: discover pairs under `root` and write the manifest into `out_dir`."""
+    """Stage entry point: discover pairs under `root` and write the manifest into `out_dir`.
+
+    `splits`: keep only these splits; pairs, problems and discover.json all describe the kept part.
+    """
+    if splits:
+        have = sorted({d.split for d in detect_layout(root, layout).pair_dirs})
+        unknown = [s for s in splits if s not in have]
+        if unknown:
+            raise EntityLabelError(f"no split named {', '.join(unknown)} in this dataset (it has {', '.join(have)})",
+                                   path=root, hint="check data.splits / --split")  # fmt: skip
     result = discover(root, layout=layout, dataset=dataset, workers=workers, progress=progress)
+    if splits:
+        _keep_splits(result, splits)
     write_discovery(result, out_dir)
     return result
+
+
+def _keep_splits(result: DiscoveryResult, splits: list[str]) -> None:
+    """Filter pairs by split, and problems by the split folders their files are in."""
+    folders = [
+        d.relative_to(result.root).as_posix()
+        for pd_ in detect_layout(result.root, result.layout).pair_dirs
+        if pd_.split in splits
+        for d in (pd_.ir_dir, pd_.vis_dir)
+    ]
+    result.pairs = result.pairs[result.pairs["split"].isin(splits)].reset_index(drop=True)
+    inside = [any(p == f or p.startswith(f + "/") or f == "." for f in folders) for p in result.problems["path"]]
+    result.problems = result.problems[inside].reset_index(drop=True)

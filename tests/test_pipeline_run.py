@@ -64,7 +64,8 @@ def test_run_rerun_and_vocabulary_change(tmp_path):
     ds = entitylabel.load(run / "export", "toy")
     assert sum(len(s) for s in ds.values()) == 6
     before = _snapshot(run)
-    mtimes = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and "log" not in p.name}
+    files = [p for p in run.rglob("*") if p.is_file() and not p.name.endswith(("log.jsonl", ".lock"))]
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
 
     again = run_pipeline(cfg)  # nothing changed: nothing runs, nothing is rewritten
     assert again.ran == []
@@ -126,17 +127,6 @@ def test_from_until_force_and_missing_outputs(tmp_path):
     shutil.rmtree(run / "captions")
     with pytest.raises(EntityLabelError, match="--from extract: captions is missing"):
         run_pipeline(cfg, from_stage="extract")
-
-
-def test_stage_option_that_the_stage_does_not_take(tmp_path):
-    cfg = _setup(tmp_path, n=2)
-    cfg.write_text(
-        cfg.read_text().replace(
-            "extract: {vocab: vocab.yaml, min_pairs: 1}", "extract: {vocab: vocab.yaml, options: {min_bananas: 3}}"
-        )
-    )
-    with pytest.raises(StageFailed, match=r"stage extract failed: extract.options.min_bananas: not a setting"):
-        run_pipeline(cfg)
 
 
 def test_caption_source_switch_replaces_old_captions(tmp_path):
