@@ -262,6 +262,19 @@ def read_parquet_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
 
 
+def temp_dir_beside(final: str | Path) -> Path:
+    """A new empty folder named as a temporary of `final` (in its parent), which `clean_stale_temps` removes
+    once its owner is dead: for work staged there and moved into place piece by piece."""
+    final = Path(final)
+    ensure_writable_dir(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
+    except OSError as e:
+        raise write_error(e, final) from None
+    os.chmod(tmp, _DIR_MODE)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside `path`, then swap it into place.
@@ -271,12 +284,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     final = Path(path)
     if final.exists() and not overwrite:
         raise EntityLabelError("already exists", path=final, hint="pass --overwrite to replace it")
-    ensure_writable_dir(final.parent)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
-    except OSError as e:
-        raise write_error(e, final) from None
-    os.chmod(tmp, _DIR_MODE)
+    tmp = temp_dir_beside(final)
     try:
         yield tmp
         if final.exists():

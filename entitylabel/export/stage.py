@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pyarrow.compute as pc
 from .. import __version__
 from ..datapaths import check_manifest
 from ..errors import EntityLabelError
-from ..io import atomic_dir, atomic_write_text, dumps_json, ensure_writable_dir, write_parquet
+from ..io import atomic_dir, atomic_write_text, dumps_json, temp_dir_beside, write_parquet
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
 from . import layout
 from .card import render_card
@@ -296,8 +295,7 @@ def run_export(
             _write_info(tmp, config, info)
             atomic_write_text(tmp / layout.CARD, render_card({config: info}, repo_id=repo_id))
     else:
-        ensure_writable_dir(out)
-        stage = Path(tempfile.mkdtemp(prefix=f".export-{config}.", suffix=".tmp", dir=out))
+        stage = temp_dir_beside(out / f"export-{config}")  # a killed export's leftover is cleaned on the next run
         try:
             info = {**_build_config(stage, config, manifest, caps, ents, **kw), "repo_id": repo_id}
             _write_info(stage, config, info)
