@@ -1,8 +1,8 @@
-"""Reading what the caption and extract stages wrote (contracts in CONVENTIONS.md).
+"""Reading what the caption and extract stages wrote (the data contract: `entitylabel.tables`).
 
-Captions: a caption shards folder (`shard-*.parquet`, each finished one with a `.done` marker), or any
-Parquet / JSON Lines file with at least pair_id, source, caption. Entities: the extract folder
-(labels.parquet, label_space.json, optionally entities.parquet and extract.json).
+Captions: through the one caption reader (`tables.read_caption_table`: a caption folder's finished shards, or
+one Parquet / JSON Lines file; duplicates and non-string captions left out, as extract leaves them out).
+Entities: the extract folder (labels.parquet, label_space.json, optionally entities.parquet and extract.json).
 """
 
 from __future__ import annotations
@@ -16,52 +16,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..caption.shards import CAPTION_SCHEMA, finished_shard_files
 from ..errors import EntityLabelError
+from ..tables import CAPTION_SCHEMA, read_caption_table
 
-CAPTIONS_SCHEMA = CAPTION_SCHEMA  # the caption stage owns the contract
+CAPTIONS_SCHEMA = CAPTION_SCHEMA  # the tables module owns the contract
 MODALITIES = ("ir", "vis")
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
-        if path.suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=True, dtype=False)
         return pd.read_parquet(path)
-    except Exception as e:  # pyarrow / json raise many types for a damaged file
+    except Exception as e:  # pyarrow raises many types for a damaged file
         raise EntityLabelError(f"not a readable table ({e})", path=path) from None
-
-
-def _caption_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if path.is_dir() and not any(path.glob("shard-*.parquet")) and (path / "captions").is_dir():
-        path = path / "captions"  # a run folder holding the caption stage's output
-    if not path.is_dir():
-        raise EntityLabelError("captions not found", path=path, hint="pass the caption stage's output folder")
-    shards = finished_shard_files(path)
-    if not shards:
-        raise EntityLabelError("no shard-*.parquet caption shards in this folder", path=path)
-    return shards
 
 
 def read_captions(path: str | Path) -> pd.DataFrame:
     """All caption rows in CAPTIONS_SCHEMA column order, sorted by (pair_id, modality, source)."""
-    p = Path(path)
-    frames = [_read_table(f) for f in _caption_files(p)]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    missing = [c for c in ("pair_id", "source", "caption") if c not in df.columns]
-    if missing:
-        raise EntityLabelError(f"caption table lacks columns {missing}", path=p)
-    for name in CAPTIONS_SCHEMA.names:
-        if name not in df.columns:
-            df[name] = None
-    # `{modality}:{prompt_id}:{model}` sources carry the modality when an imported table lacks it.
-    parsed = df["source"].astype(str).str.split(":", n=1).str[0]
-    df["modality"] = df["modality"].where(df["modality"].notna(), parsed.where(parsed.isin(MODALITIES)))
-    df = df[CAPTIONS_SCHEMA.names]
-    df = df.drop_duplicates(["pair_id", "source"], keep="last")
-    return df.sort_values(["pair_id", "modality", "source"], na_position="last", kind="stable").reset_index(drop=True)
+    return read_caption_table(path)
 
 
 def primary_captions(captions: pd.DataFrame, prompt: str | None = None) -> dict[str, dict[str, str]]:

@@ -1,7 +1,8 @@
 """Read a run folder's tables (pairs, captions, entities, rejected) into the review page's data.
 
-Everything here follows the data contracts in CONVENTIONS.md; stages that have not run yet are simply
-absent from the page (a run with only pairs.parquet still gets thumbnails).
+Everything here follows the data contract in `entitylabel.tables` (captions come through its one reader,
+finished shards only); stages that have not run yet are simply absent from the page (a run with only
+pairs.parquet still gets thumbnails).
 """
 
 from __future__ import annotations
@@ -46,22 +47,12 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def read_captions(path: Path) -> pd.DataFrame | None:
-    """Caption rows from a caption folder (its shard-*.parquet) or one Parquet/JSONL file."""
-    if path.is_dir():  # the caption stage's shards; other Parquet there (problem lists) is not captions
-        files = sorted(path.glob("shard-*.parquet")) or sorted(
-            f for f in path.glob("*.parquet") if not f.name.endswith(".problems.parquet")
-        )
-        if not files:
-            return None
-        df = pd.concat([_read_table(f) for f in files], ignore_index=True)
-    elif path.is_file():
-        df = _read_table(path)
-    else:
+    """Caption rows of a caption folder (its finished shards) or one Parquet/JSONL file; None before captioning."""
+    from ..tables import finished_shard_files, read_caption_table
+
+    if not path.exists() or (path.is_dir() and not finished_shard_files(path, skip_unfinished=True)):
         return None
-    missing = [c for c in ("pair_id", "source", "caption") if c not in df.columns]
-    if missing:
-        raise EntityLabelError(f"caption table lacks columns {missing}", path=path)
-    return df
+    return read_caption_table(path, skip_unfinished=True)
 
 
 def exported_splits(export_dir: Path) -> dict[str, str]:
