@@ -46,14 +46,22 @@ class CaptionResult:
     truncated: int = 0
     external: ExternalResult | None = None
 
+    @property
+    def problem_counts(self) -> dict[str, int]:
+        """Imported rows that became no caption, per reason (`external.PROBLEM_KINDS`); empty without an import."""
+        return dict(self.external.problem_counts) if self.external is not None else {}
+
+    def problem_note(self) -> str | None:
+        """The one-line note on those rows for a run summary (each reason counted apart), or None."""
+        return self.external.note() if self.external is not None else None
+
     def print_summary(self, console: Any) -> None:
         who = f" (process {self.rank + 1} of {self.world})" if self.world > 1 else ""
         if self.external is not None:
             e = self.external
-            console.print(
-                f"external:{e.name}: {e.matched} of {e.rows} caption rows imported into {e.shards} shard(s)"
-                + (f"; {e.problems} row(s) reported in {e.problems_path}" if e.problems else "")
-            )
+            console.print(f"external:{e.name}: {e.matched} of {e.rows} caption rows imported into {e.shards} shard(s)")
+            if e.problems:
+                console.print(self.problem_note(), markup=False, highlight=False)
         if self.shards_total:
             console.print(
                 f"captions{who}: {len(self.computed)} shard(s) captioned, {len(self.skipped)} already done, "
