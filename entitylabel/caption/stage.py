@@ -1,9 +1,11 @@
 """The caption stage: `run_caption(manifest, out_dir, model=...)`.
 
 Plans shards over the pair manifest, takes this process's share, skips shards already done the same way,
-and captions the rest with a background loader feeding the model. Each finished shard is written
-atomically with its done marker; wall-clock times go to `caption.log.jsonl`; when every shard is done the
-first process writes `caption.json` (settings and counts, no times).
+and captions the rest with a background loader feeding the model. A shard done the same way that holds
+failed rows (a corrupt or missing image, an out-of-memory error at batch size 1) is not frozen: a rerun
+captions exactly those rows again, keeps the others as they are, and rewrites the shard. Each finished
+shard is written atomically with its done marker; wall-clock times go to `caption.log.jsonl`; when every
+shard is done the first process writes `caption.json` (settings and counts, no times).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ SUMMARY_NAME = "caption.json"
 
 @dataclass
 class CaptionResult:
-    """What one process did. `computed` lists the shards it captioned now, `skipped` those already done."""
+    """What one process did. `computed` lists the shards it captioned now, `skipped` those already done,
+    `retried` those already done whose failed rows (and only those) it captioned again."""
 
     out_dir: Path
     rank: int = 0
@@ -41,6 +44,7 @@ class CaptionResult:
     shards_total: int = 0
     computed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
     rows: int = 0
     failed: int = 0
     truncated: int = 0
@@ -65,7 +69,8 @@ class CaptionResult:
         if self.shards_total:
             console.print(
                 f"captions{who}: {len(self.computed)} shard(s) captioned, {len(self.skipped)} already done, "
-                f"{self.rows} caption(s) written, {self.failed} failed, {self.truncated} truncated -> {self.out_dir}"
+                + (f"{len(self.retried)} retried for failed rows, " if self.retried else "")
+                + f"{self.rows} caption(s) written, {self.failed} failed, {self.truncated} truncated -> {self.out_dir}"
             )
 
 
@@ -139,8 +144,9 @@ def run_caption(
     mine = my_share(plan, rank, world)
     clean_temp_files(out, mine)
     fps = {s.index: fingerprint(s, settings) for s in mine}
-    todo = [s for s in mine if force or not is_done(s, out, fps[s.index])]
-    result.skipped = [s.name for s in mine if s not in todo]
+    work = _plan_work(mine, out, fps, tasks, force)
+    result.skipped = [s.name for s in mine if s.index not in {w.shard.index for w in work}]
+    result.retried = [w.shard.name for w in work if w.kept is not None]
     runlog(
         {
             "event": "start",
@@ -150,19 +156,19 @@ def run_caption(
             "batch_size": batch_size,
             "shards_total": len(plan),
             "shards_mine": len(mine),
-            "shards_todo": len(todo),
+            "shards_todo": len(work) - len(result.retried),
+            "shards_retry": len(result.retried),
         }
     )
     for name in result.skipped:
         runlog({"event": "skip", "shard": name})
 
-    rows_of = _index_rows(pairs, todo)
-    task = progress.add_task("caption", total=sum(len(s.pair_ids) for s in todo) * len(tasks)) if progress else None
+    rows_of = _index_rows(pairs, [w.shard for w in work])
+    task = progress.add_task("caption", total=sum(len(w.items) for w in work)) if progress else None
     try:
         _caption_shards(
             captioner,
-            todo,
-            tasks,
+            work,
             rows_of,
             out,
             fps,
@@ -204,17 +210,44 @@ def _index_rows(pairs: PairManifest, shards: list[Shard]) -> dict[str, dict[str,
     }
 
 
-def _batches(
-    shards: list[Shard], tasks: list[tuple[str, Prompt]], paths: dict[str, dict[str, Path]], mode: str, size: int
-) -> Iterator[Batch]:
+@dataclass
+class _ShardWork:
+    """What to caption for one shard: (pair_id, modality, prompt) items in batch order; `kept` holds the rows
+    already on disk that stay as they are (None: a fresh shard, every row is made now)."""
+
+    shard: Shard
+    items: list[tuple[str, str, Prompt]]
+    kept: list[dict[str, Any]] | None = None
+
+
+def _plan_work(
+    mine: list[Shard], out: Path, fps: dict[int, str], tasks: list[tuple[str, Prompt]], force: bool
+) -> list[_ShardWork]:
+    """Shards not done the same way, whole; shards done the same way but holding failed rows, those rows only."""
+    work = []
+    for shard in mine:
+        if force or not is_done(shard, out, fps[shard.index]):
+            # one (modality, prompt) at a time, so the prompts of a batch share a length
+            work.append(_ShardWork(shard, [(pid, m, p) for m, p in tasks for pid in shard.pair_ids]))
+            continue
+        rows = pq.read_table(shard.parquet(out)).to_pylist()
+        failed = {(r["pair_id"], r["modality"], r["prompt_id"]) for r in rows if r["error"] is not None}
+        if failed:
+            items = [(pid, m, p) for m, p in tasks for pid in shard.pair_ids if (pid, m, p.id) in failed]
+            work.append(_ShardWork(shard, items, [r for r in rows if r["error"] is None]))
+    return work
+
+
+def _batches(work: list[_ShardWork], paths: dict[str, dict[str, Path]], mode: str, size: int) -> Iterator[Batch]:
     """Batches in shard order; within a shard, one (modality, prompt) at a time so prompts share a length."""
-    for shard in shards:
-        for modality, prompt in tasks:
-            items = [
-                WorkItem(pid, modality, prompt.id, prompt.wording(mode), paths[pid][modality]) for pid in shard.pair_ids
-            ]
-            for i in range(0, len(items), size):
-                yield Batch(shard.index, items[i : i + size])
+    for w in work:
+        groups: dict[tuple[str, str], list[tuple[str, str, Prompt]]] = {}
+        for item in w.items:
+            groups.setdefault((item[1], item[2].id), []).append(item)
+        for group in groups.values():
+            for i in range(0, len(group), size):
+                items = [WorkItem(pid, m, p.id, p.wording(mode), paths[pid][m]) for pid, m, p in group[i : i + size]]
+                yield Batch(w.shard.index, items)
 
 
 def _captions_for(captioner: Captioner, loaded: Loaded) -> list[Caption]:
@@ -233,8 +266,7 @@ def _captions_for(captioner: Captioner, loaded: Loaded) -> list[Caption]:
 
 def _caption_shards(
     captioner: Captioner,
-    todo: list[Shard],
-    tasks: list[tuple[str, Prompt]],
+    work: list[_ShardWork],
     paths: dict[str, dict[str, Path]],
     out: Path,
     fps: dict[int, str],
@@ -246,7 +278,7 @@ def _caption_shards(
     progress: Any,
     task: Any,
 ) -> None:
-    by_index = {s.index: s for s in todo}
+    by_index = {w.shard.index: w for w in work}
     prompt_sha = {(p["modality"], p["id"]): p["sha256"] for p in settings["prompts"]}
     decoding = captioner.decoding_json()
     current: int | None = None
@@ -257,31 +289,35 @@ def _caption_shards(
         nonlocal rows, started
         if current is None:
             return
-        shard = by_index[current]
-        n = write_shard(shard, out, rows, fps[current])
+        w = by_index[current]
+        shard = w.shard
+        n = write_shard(shard, out, (w.kept or []) + rows, fps[current])
         failed = sum(r["error"] is not None for r in rows)
         trunc = sum(bool(r["truncated"]) for r in rows)
-        result.computed.append(shard.name)
-        result.rows += n
+        if w.kept is None:
+            result.computed.append(shard.name)
+        result.rows += len(rows)
         result.failed += failed
         result.truncated += trunc
         secs = time.perf_counter() - started
-        runlog(
-            {
-                "event": "shard",
-                "shard": shard.name,
-                "pairs": len(shard.pair_ids),
-                "rows": n,
-                "failed": failed,
-                "truncated": trunc,
-                "seconds": round(secs, 3),
-                "pairs_per_s": round(len(shard.pair_ids) / secs, 3) if secs > 0 else None,
-            }
-        )
+        event = {
+            "event": "shard",
+            "shard": shard.name,
+            "pairs": len(shard.pair_ids),
+            "rows": n,
+            "failed": failed,
+            "truncated": trunc,
+            "seconds": round(secs, 3),
+            "pairs_per_s": round(len(shard.pair_ids) / secs, 3) if secs > 0 else None,
+        }
+        if w.kept is not None:
+            event.update(event="retry", retried=len(rows), pairs_per_s=None)
+        runlog(event)
         rows, started = [], time.perf_counter()
 
-    batches = _batches(todo, tasks, paths, captioner.mode, batch_size)
-    with Prefetcher(batches, captioner.prepare, depth=2, decode_workers=decode_workers) as loader:
+    batches = _batches(work, paths, captioner.mode, batch_size)
+    limit = lambda: captioner.batch_limit  # noqa: E731 - lowered after a CUDA out-of-memory error
+    with Prefetcher(batches, captioner.prepare, depth=2, decode_workers=decode_workers, batch_limit=limit) as loader:
         for loaded in loader:
             if loaded.batch.shard != current:
                 flush()

@@ -7,7 +7,6 @@ pairs.parquet still gets thumbnails).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import EntityLabelError
+from ..tables import finished_shard_files, load_pairs, read_caption_table
+from ..tables.entities import read_entity_frames
 from .highlight import PhraseIndex, segments_from_search, segments_from_spans, status_kind
 
 _MODALITY_ORDER = {"ir": 0, "vis": 1}
@@ -37,19 +37,8 @@ class RunTables:
     extract_info: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        return pd.read_parquet(path)
-    except Exception as e:  # pyarrow/pandas raise several types for damaged files
-        raise EntityLabelError(f"cannot read table ({e})", path=path) from None
-
-
 def read_captions(path: Path) -> pd.DataFrame | None:
     """Caption rows of a caption folder (its finished shards) or one Parquet/JSONL file; None before captioning."""
-    from ..tables import finished_shard_files, read_caption_table
-
     if not path.exists() or (path.is_dir() and not finished_shard_files(path, skip_unfinished=True)):
         return None
     return read_caption_table(path, skip_unfinished=True)
@@ -67,32 +56,18 @@ def exported_splits(export_dir: Path) -> dict[str, str]:
     return found
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise EntityLabelError(f"cannot read JSON ({e})", path=path) from None
-
-
 def load_run(
     pairs_path: Path, captions_path: Path | None, entities_dir: Path | None, root: Path | None = None
 ) -> tuple[RunTables, Path]:
     """Load what exists of a run; returns the tables and the dataset root of the pair manifest."""
-    from ..pairs import load_pairs
-
     manifest = load_pairs(pairs_path, root=root)
     tables = RunTables(pairs=manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True))
     if captions_path is not None:
         tables.captions = read_captions(captions_path)
     if entities_dir is not None and entities_dir.is_dir():
-        for name in ("entities", "labels", "rejected", "mentions"):
-            p = entities_dir / f"{name}.parquet"
-            if p.is_file():
-                setattr(tables, name, _read_table(p))
-        tables.label_space = _read_json(entities_dir / "label_space.json")
-        tables.extract_info = _read_json(entities_dir / "extract.json")
+        frames, tables.label_space, tables.extract_info = read_entity_frames(entities_dir)
+        for name, frame in frames.items():
+            setattr(tables, name, frame)
     return tables, manifest.root
 
 

@@ -13,7 +13,8 @@ Data contract (the README's "Data contract" section says the same for users). A 
   `external:{name}:{modality}` (imported); failed generations are rows with `error` set and no caption.
 - `entities/` (extract): `entities.parquet` (candidates), `labels.parquet` (pair_id, entities, n_sources),
   `label_space.json` (names in vocabulary order), `rejected.parquet`, optionally `mentions.parquet`,
-  `extract.json`; the extract stage's docstring describes the columns.
+  `extract.json`; the extract stage's docstring describes the columns. Read with `read_entities` (export) or
+  `read_entity_frames` (the review page).
 
 Captions are read only through `captions.py` (extract streams `iter_caption_batches`; export and the report
 load `read_caption_table`), with one set of rules: a caption folder gives its finished shards only, or a
@@ -33,6 +34,7 @@ from .captions import (
     iter_caption_rows,
     read_caption_table,
 )
+from .entities import EntityInputs, read_entities, read_entity_frames
 from .layout import (
     CAPTIONS_DIR,
     ENTITIES_DIR,
@@ -62,6 +64,7 @@ __all__ = [
     "PROBLEMS_SCHEMA",
     "REJECTED_FILE",
     "CaptionRow",
+    "EntityInputs",
     "PairManifest",
     "caption_files",
     "external_problem_files",
@@ -70,5 +73,7 @@ __all__ = [
     "iter_caption_rows",
     "load_pairs",
     "read_caption_table",
+    "read_entities",
+    "read_entity_frames",
     "shard_files",
 ]
