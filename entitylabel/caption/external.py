@@ -168,25 +168,8 @@ def import_external(
             f"({', '.join(CAPTION_COLUMNS)}); found {', '.join(df.columns) or 'none'}",
             path=path,
         )
-    matcher = _Matcher(manifest)
     source = f"external:{name}"
-    rows: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    get = {
-        c: df[c].tolist() if c in df.columns else [None] * len(df) for c in ("modality", "model", "prompt_id", "prompt")
-    }
-    seen: dict[tuple[str, str | None], int] = {}  # (pair, modality) -> row of its first caption
-    for i, (key, caption) in enumerate(zip(df[key_col].tolist(), df[cap_col].tolist(), strict=True)):
-        row, problem = _import_row(i, key, caption, key_col, matcher, {c: v[i] for c, v in get.items()}, source)
-        if problem is None and (row["pair_id"], row["modality"]) in seen:
-            first = seen[(row["pair_id"], row["modality"])]
-            msg = f"same pair, modality and source as row {first}, which is kept"
-            problem = {"row": i, "key": _text(key), "kind": "duplicate", "message": msg}
-        if problem is not None:
-            problems.append(problem)
-            continue
-        seen[(row["pair_id"], row["modality"])] = i
-        rows.append(row)
+    rows, problems = _sort_rows(df, key_col, cap_col, _Matcher(manifest), source)
     out.mkdir(parents=True, exist_ok=True)
     problems_path = out / f"external-{name}.problems.parquet"
     write_parquet(pd.DataFrame(problems, columns=PROBLEM_SCHEMA.names), problems_path, schema=PROBLEM_SCHEMA)
@@ -215,6 +198,30 @@ def import_external(
         },
     )
     return result
+
+
+def _sort_rows(
+    df: pd.DataFrame, key_col: str, cap_col: str, matcher: _Matcher, source: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The file's rows as caption rows and problem rows; of repeated (pair, modality) captions the first wins."""
+    rows: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    get = {
+        c: df[c].tolist() if c in df.columns else [None] * len(df) for c in ("modality", "model", "prompt_id", "prompt")
+    }
+    seen: dict[tuple[str, str | None], int] = {}  # (pair, modality) -> row of its first caption
+    for i, (key, caption) in enumerate(zip(df[key_col].tolist(), df[cap_col].tolist(), strict=True)):
+        row, problem = _import_row(i, key, caption, key_col, matcher, {c: v[i] for c, v in get.items()}, source)
+        if row is not None and (row["pair_id"], row["modality"]) in seen:
+            first = seen[(row["pair_id"], row["modality"])]
+            msg = f"same pair, modality and source as row {first}, which is kept"
+            row, problem = None, {"row": i, "key": _text(key), "kind": "duplicate", "message": msg}
+        if row is None:
+            problems.append(problem)
+            continue
+        seen[(row["pair_id"], row["modality"])] = i
+        rows.append(row)
+    return rows, problems
 
 
 def _write_shards(

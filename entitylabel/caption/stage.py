@@ -103,13 +103,8 @@ def run_caption(
     each process takes shards i with i % world == rank.
     """
     pairs = manifest if isinstance(manifest, PairManifest) else load_pairs(manifest, root=root)
-    modalities = tuple(dict.fromkeys(modalities))
-    bad = [m for m in modalities if m not in MODALITIES]
-    if bad or not modalities:
-        raise EntityLabelError(f"unknown modality {bad or modalities!r}", hint="use vis, ir or both")
-    if batch_size < 1 or shard_size < 1:
-        raise EntityLabelError("--batch-size and --shard-size must be at least 1")
-    if model is None and captioner is None and external is None:
+    modalities = _checked(modalities, batch_size, shard_size)
+    if external is None and model is None and captioner is None:
         raise EntityLabelError("nothing to do: pass --model (a VLM) and/or --external (a caption file)")
     out = ensure_writable_dir(out_dir)
     rank, world = rank_world()
@@ -123,16 +118,8 @@ def run_caption(
     runlog = RunLog(out / LOG_NAME, rank=rank, world=world)
     if captioner is None:
         assert model is not None
-        captioner = load_captioner(
-            model,
-            revision=revision,
-            dtype=dtype,
-            device=device,
-            trust_remote_code=trust_remote_code,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            on_event=runlog,
-        )
+        load = {"revision": revision, "dtype": dtype, "device": device, "trust_remote_code": trust_remote_code}
+        captioner = load_captioner(model, **load, max_new_tokens=max_new_tokens, batch_size=batch_size, on_event=runlog)
     elif captioner.on_event is None:
         captioner.on_event = runlog
     settings = _settings(captioner, tasks, modalities)
@@ -143,43 +130,13 @@ def run_caption(
         remove_stale(out, plan)
     mine = my_share(plan, rank, world)
     clean_temp_files(out, mine)
-    fps = {s.index: fingerprint(s, settings) for s in mine}
-    work = _plan_work(mine, out, fps, tasks, force)
-    result.skipped = [s.name for s in mine if s.index not in {w.shard.index for w in work}]
-    result.retried = [w.shard.name for w in work if w.kept is not None]
-    runlog(
-        {
-            "event": "start",
-            "model": captioner.name,
-            "device": str(captioner.device),
-            "decoding": captioner.decoding,
-            "batch_size": batch_size,
-            "shards_total": len(plan),
-            "shards_mine": len(mine),
-            "shards_todo": len(work) - len(result.retried),
-            "shards_retry": len(result.retried),
-        }
-    )
-    for name in result.skipped:
-        runlog({"event": "skip", "shard": name})
-
-    rows_of = _index_rows(pairs, [w.shard for w in work])
-    task = progress.add_task("caption", total=sum(len(w.items) for w in work)) if progress else None
+    session = _Session(captioner, out, {s.index: fingerprint(s, settings) for s in mine}, settings, runlog, result)
+    work = _plan_work(mine, out, session.fps, tasks, force)
+    session.start(work, mine, len(plan), batch_size)
+    if progress is not None:
+        session.progress = (progress, progress.add_task("caption", total=sum(len(w.items) for w in work)))
     try:
-        _caption_shards(
-            captioner,
-            work,
-            rows_of,
-            out,
-            fps,
-            settings,
-            runlog,
-            result,
-            batch_size,
-            decode_workers,
-            progress,
-            task,
-        )
+        _caption_shards(session, work, _index_rows(pairs, [w.shard for w in work]), batch_size, decode_workers)
     except KeyboardInterrupt:
         runlog({"event": "interrupted", "computed": result.computed})
         raise
@@ -188,6 +145,17 @@ def run_caption(
         _write_summary(out, plan, fps_all={s.index: fingerprint(s, settings) for s in plan}, settings=settings)
     runlog({"event": "end", "computed": len(result.computed), "skipped": len(result.skipped)})
     return result
+
+
+def _checked(modalities: Sequence[str], batch_size: int, shard_size: int) -> tuple[str, ...]:
+    """The modalities, deduplicated; one-line errors for bad settings."""
+    mods = tuple(dict.fromkeys(modalities))
+    bad = [m for m in mods if m not in MODALITIES]
+    if bad or not mods:
+        raise EntityLabelError(f"unknown modality {bad or mods!r}", hint="use vis, ir or both")
+    if batch_size < 1 or shard_size < 1:
+        raise EntityLabelError("--batch-size and --shard-size must be at least 1")
+    return mods
 
 
 def _settings(captioner: Captioner, tasks: list[tuple[str, Prompt]], modalities: Sequence[str]) -> dict[str, Any]:
@@ -264,84 +232,106 @@ def _captions_for(captioner: Captioner, loaded: Loaded) -> list[Caption]:
     return [c for c in caps if c is not None]
 
 
-def _caption_shards(
-    captioner: Captioner,
-    work: list[_ShardWork],
-    paths: dict[str, dict[str, Path]],
-    out: Path,
-    fps: dict[int, str],
-    settings: dict[str, Any],
-    runlog: RunLog,
-    result: CaptionResult,
-    batch_size: int,
-    decode_workers: int,
-    progress: Any,
-    task: Any,
-) -> None:
-    by_index = {w.shard.index: w for w in work}
-    prompt_sha = {(p["modality"], p["id"]): p["sha256"] for p in settings["prompts"]}
-    decoding = captioner.decoding_json()
-    current: int | None = None
-    rows: list[dict[str, Any]] = []
-    started = time.perf_counter()
+@dataclass
+class _Session:
+    """One process's captioning: the model, where its shards go, and what it has done so far."""
 
-    def flush() -> None:
-        nonlocal rows, started
-        if current is None:
-            return
-        w = by_index[current]
+    captioner: Captioner
+    out: Path
+    fps: dict[int, str]  # shard index -> fingerprint for its done marker
+    settings: dict[str, Any]
+    runlog: RunLog
+    result: CaptionResult
+    progress: tuple[Any, Any] | None = None  # (rich Progress, task id)
+
+    def start(self, work: list[_ShardWork], mine: list[Shard], shards_total: int, batch_size: int) -> None:
+        """Sort this process's shards into computed / retried / skipped, and log the plan."""
+        busy = {w.shard.index for w in work}
+        self.result.skipped = [s.name for s in mine if s.index not in busy]
+        self.result.retried = [w.shard.name for w in work if w.kept is not None]
+        c = self.captioner
+        self.runlog(
+            {
+                "event": "start",
+                "model": c.name,
+                "device": str(c.device),
+                "decoding": c.decoding,
+                "batch_size": batch_size,
+                "shards_total": shards_total,
+                "shards_mine": len(mine),
+                "shards_todo": len(work) - len(self.result.retried),
+                "shards_retry": len(self.result.retried),
+            }
+        )
+        for name in self.result.skipped:
+            self.runlog({"event": "skip", "shard": name})
+
+    def rows(self, loaded: Loaded) -> list[dict[str, Any]]:
+        """The caption rows of one loaded batch, generated now."""
+        c, sha = self.captioner, {(p["modality"], p["id"]): p["sha256"] for p in self.settings["prompts"]}
+        decoding = c.decoding_json()
+        rows = []
+        for item, cap in zip(loaded.batch.items, _captions_for(c, loaded), strict=True):
+            rows.append(
+                {
+                    "pair_id": item.pair_id,
+                    "source": f"{item.modality}:{item.prompt_id}:{c.name}",
+                    "modality": item.modality,
+                    "caption": cap.caption,
+                    "model": c.name,
+                    "model_revision": c.revision,
+                    "prompt_id": item.prompt_id,
+                    "prompt_sha256": sha[(item.modality, item.prompt_id)],
+                    "decoding": decoding,
+                    "n_tokens": cap.n_tokens,
+                    "truncated": cap.truncated,
+                    "error": cap.error,
+                }
+            )
+        if self.progress is not None:
+            self.progress[0].advance(self.progress[1], len(rows))
+        return rows
+
+    def write(self, w: _ShardWork, rows: list[dict[str, Any]], seconds: float) -> None:
+        """Write one shard (kept rows + new ones) with its marker; count and log it."""
         shard = w.shard
-        n = write_shard(shard, out, (w.kept or []) + rows, fps[current])
+        n = write_shard(shard, self.out, (w.kept or []) + rows, self.fps[shard.index])
         failed = sum(r["error"] is not None for r in rows)
         trunc = sum(bool(r["truncated"]) for r in rows)
         if w.kept is None:
-            result.computed.append(shard.name)
-        result.rows += len(rows)
-        result.failed += failed
-        result.truncated += trunc
-        secs = time.perf_counter() - started
-        event = {
-            "event": "shard",
-            "shard": shard.name,
-            "pairs": len(shard.pair_ids),
-            "rows": n,
-            "failed": failed,
-            "truncated": trunc,
-            "seconds": round(secs, 3),
-            "pairs_per_s": round(len(shard.pair_ids) / secs, 3) if secs > 0 else None,
-        }
-        if w.kept is not None:
-            event.update(event="retry", retried=len(rows), pairs_per_s=None)
-        runlog(event)
-        rows, started = [], time.perf_counter()
+            self.result.computed.append(shard.name)
+        self.result.rows += len(rows)
+        self.result.failed += failed
+        self.result.truncated += trunc
+        event = {"event": "shard", "shard": shard.name, "pairs": len(shard.pair_ids), "rows": n, "failed": failed}
+        event.update(truncated=trunc, seconds=round(seconds, 3))
+        if w.kept is None:
+            event["pairs_per_s"] = round(len(shard.pair_ids) / seconds, 3) if seconds > 0 else None
+        else:
+            event.update(event="retry", retried=len(rows))
+        self.runlog(event)
 
+
+def _caption_shards(
+    session: _Session, work: list[_ShardWork], paths: dict[str, dict[str, Path]], batch_size: int, decode_workers: int
+) -> None:
+    """Caption the planned items shard by shard; write each shard once its last batch is done."""
+    by_index = {w.shard.index: w for w in work}
+    captioner = session.captioner
+    current: int | None = None
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
     batches = _batches(work, paths, captioner.mode, batch_size)
     limit = lambda: captioner.batch_limit  # noqa: E731 - lowered after a CUDA out-of-memory error
     with Prefetcher(batches, captioner.prepare, depth=2, decode_workers=decode_workers, batch_limit=limit) as loader:
         for loaded in loader:
             if loaded.batch.shard != current:
-                flush()
-                current = loaded.batch.shard
-            for item, cap in zip(loaded.batch.items, _captions_for(captioner, loaded), strict=True):
-                rows.append(
-                    {
-                        "pair_id": item.pair_id,
-                        "source": f"{item.modality}:{item.prompt_id}:{captioner.name}",
-                        "modality": item.modality,
-                        "caption": cap.caption,
-                        "model": captioner.name,
-                        "model_revision": captioner.revision,
-                        "prompt_id": item.prompt_id,
-                        "prompt_sha256": prompt_sha[(item.modality, item.prompt_id)],
-                        "decoding": decoding,
-                        "n_tokens": cap.n_tokens,
-                        "truncated": cap.truncated,
-                        "error": cap.error,
-                    }
-                )
-            if progress is not None:
-                progress.advance(task, len(loaded.batch.items))
-        flush()
+                if current is not None:
+                    session.write(by_index[current], rows, time.perf_counter() - started)
+                current, rows, started = loaded.batch.shard, [], time.perf_counter()
+            rows += session.rows(loaded)
+        if current is not None:
+            session.write(by_index[current], rows, time.perf_counter() - started)
 
 
 def _write_summary(out: Path, plan: list[Shard], fps_all: dict[int, str], settings: dict[str, Any]) -> None:
