@@ -231,6 +231,9 @@ def test_a_rerun_retries_exactly_the_failed_rows(
     asked.clear()
     again = run_caption(manifest, out, **args)
     assert asked == [] and again.retried == [] and len(again.skipped) == 2
+    (out / "shard-00001.parquet").write_bytes(b"PAR1 damaged")  # marker says done, data unreadable: redo it
+    redo = run_caption(manifest, out, **args)
+    assert redo.computed == ["shard-00001"] and redo.skipped == ["shard-00000"]
     reference = tmp_path / "reference"
     run_caption(manifest, reference, **args)
     assert shard_bytes(out) == shard_bytes(reference)  # as if nothing had ever failed

@@ -194,16 +194,27 @@ def _plan_work(
     """Shards not done the same way, whole; shards done the same way but holding failed rows, those rows only."""
     work = []
     for shard in mine:
-        if force or not is_done(shard, out, fps[shard.index]):
-            # one (modality, prompt) at a time, so the prompts of a batch share a length
+        rows = _done_rows(shard, out, fps[shard.index]) if not force else None
+        if rows is None:
             work.append(_ShardWork(shard, [(pid, m, p) for m, p in tasks for pid in shard.pair_ids]))
             continue
-        rows = pq.read_table(shard.parquet(out)).to_pylist()
         failed = {(r["pair_id"], r["modality"], r["prompt_id"]) for r in rows if r["error"] is not None}
         if failed:
             items = [(pid, m, p) for m, p in tasks for pid in shard.pair_ids if (pid, m, p.id) in failed]
             work.append(_ShardWork(shard, items, [r for r in rows if r["error"] is None]))
     return work
+
+
+def _done_rows(shard: Shard, out: Path, fp: str) -> list[dict[str, Any]] | None:
+    """The rows of a shard done the same way ([] when none failed: a no-op rerun reads one column), or None:
+    not done, or done but no longer readable (redo it)."""
+    if not is_done(shard, out, fp):
+        return None
+    try:
+        errors = pq.read_table(shard.parquet(out), columns=["error"]).column("error")
+        return [] if errors.null_count == len(errors) else pq.read_table(shard.parquet(out)).to_pylist()
+    except Exception:  # pyarrow raises several types for a damaged file
+        return None
 
 
 def _batches(work: list[_ShardWork], paths: dict[str, dict[str, Path]], mode: str, size: int) -> Iterator[Batch]:
