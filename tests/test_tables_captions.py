@@ -158,3 +158,39 @@ def test_invalid_json_names_the_line(tmp_path: Path) -> None:
     path.write_text('{"pair_id": "a", "caption": "x"}\n\n{"pair_id": "b", "caption": \n', encoding="utf-8")
     with pytest.raises(EntityLabelError, match="invalid JSON at line 4 \\(in the value starting at line 3\\)"):
         _extract_rows(path)
+
+
+def test_extract_labels_come_from_the_first_of_duplicates_and_never_from_reprs(tmp_path: Path) -> None:
+    from extract_support import nlp, write_vocab
+
+    from entitylabel.extract.stage import run_extract
+
+    rows = [
+        {"pair_id": "a", "source": "external:api:vis", "caption": "A car on the road."},
+        {"pair_id": "a", "source": "external:api:vis", "caption": "A dog on the road."},  # duplicate
+        {"pair_id": "b", "source": "external:api:vis", "caption": ["a bicycle", "a tree"]},  # not a string
+        {"pair_id": "b", "source": "external:api:ir", "caption": "A warm person."},
+    ]
+    captions = write_jsonl(tmp_path / "c.jsonl", rows)
+    run_extract(captions, write_vocab(tmp_path), tmp_path / "run", nlp=nlp())
+    labels = pd.read_parquet(tmp_path / "run" / "entities" / "labels.parquet")
+    got = {p: sorted(e) for p, e in zip(labels["pair_id"], labels["entities"], strict=True)}
+    assert got == {"a": ["car", "road"], "b": ["person"]}
+    table = export_captions(captions)  # the exported caption table agrees with the labels
+    assert table["caption"].tolist() == ["A car on the road.", "A warm person."]
+    rejected = pd.read_parquet(tmp_path / "run" / "entities" / "rejected.parquet")
+    bad = rejected[rejected["reason"] == "bad_caption"]
+    assert bad["count"].sum() == 2  # the two problem rows are reported, not dropped
+    assert "duplicate caption (c.jsonl line 2)" in bad["example_caption"].iloc[0]
+
+
+def test_extract_on_non_utf8_jsonl_is_one_line(tmp_path: Path) -> None:
+    from extract_support import nlp, write_vocab
+
+    from entitylabel.extract.stage import run_extract
+
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"pair_id": "a", "caption": "A car."}\n{"pair_id": "b", "caption": "\xff\xfe"}\n')
+    with pytest.raises(EntityLabelError, match=r"c\.jsonl: not UTF-8 text: undecodable byte at line 2"):
+        run_extract(path, write_vocab(tmp_path), tmp_path / "run", nlp=nlp())
+    assert not (tmp_path / "run" / "entities").exists()
