@@ -1,12 +1,12 @@
 """Read a run folder's tables (pairs, captions, entities, rejected) into the review page's data.
 
-Everything here follows the data contracts in CONVENTIONS.md; stages that have not run yet are simply
-absent from the page (a run with only pairs.parquet still gets thumbnails).
+Everything here follows the data contract in `entitylabel.tables` (captions come through its one reader,
+finished shards only); stages that have not run yet are simply absent from the page (a run with only
+pairs.parquet still gets thumbnails).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import EntityLabelError
+from ..tables import finished_shard_files, load_pairs, read_caption_table
+from ..tables.entities import read_entity_frames
 from .highlight import PhraseIndex, segments_from_search, segments_from_spans, status_kind
 
 _MODALITY_ORDER = {"ir": 0, "vis": 1}
@@ -36,32 +37,11 @@ class RunTables:
     extract_info: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        return pd.read_parquet(path)
-    except Exception as e:  # pyarrow/pandas raise several types for damaged files
-        raise EntityLabelError(f"cannot read table ({e})", path=path) from None
-
-
 def read_captions(path: Path) -> pd.DataFrame | None:
-    """Caption rows from a caption folder (its shard-*.parquet) or one Parquet/JSONL file."""
-    if path.is_dir():  # the caption stage's shards; other Parquet there (problem lists) is not captions
-        files = sorted(path.glob("shard-*.parquet")) or sorted(
-            f for f in path.glob("*.parquet") if not f.name.endswith(".problems.parquet")
-        )
-        if not files:
-            return None
-        df = pd.concat([_read_table(f) for f in files], ignore_index=True)
-    elif path.is_file():
-        df = _read_table(path)
-    else:
+    """Caption rows of a caption folder (its finished shards) or one Parquet/JSONL file; None before captioning."""
+    if not path.exists() or (path.is_dir() and not finished_shard_files(path, skip_unfinished=True)):
         return None
-    missing = [c for c in ("pair_id", "source", "caption") if c not in df.columns]
-    if missing:
-        raise EntityLabelError(f"caption table lacks columns {missing}", path=path)
-    return df
+    return read_caption_table(path, skip_unfinished=True)
 
 
 def exported_splits(export_dir: Path) -> dict[str, str]:
@@ -76,32 +56,18 @@ def exported_splits(export_dir: Path) -> dict[str, str]:
     return found
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise EntityLabelError(f"cannot read JSON ({e})", path=path) from None
-
-
 def load_run(
     pairs_path: Path, captions_path: Path | None, entities_dir: Path | None, root: Path | None = None
 ) -> tuple[RunTables, Path]:
     """Load what exists of a run; returns the tables and the dataset root of the pair manifest."""
-    from ..pairs import load_pairs
-
     manifest = load_pairs(pairs_path, root=root)
     tables = RunTables(pairs=manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True))
     if captions_path is not None:
         tables.captions = read_captions(captions_path)
     if entities_dir is not None and entities_dir.is_dir():
-        for name in ("entities", "labels", "rejected", "mentions"):
-            p = entities_dir / f"{name}.parquet"
-            if p.is_file():
-                setattr(tables, name, _read_table(p))
-        tables.label_space = _read_json(entities_dir / "label_space.json")
-        tables.extract_info = _read_json(entities_dir / "extract.json")
+        frames, tables.label_space, tables.extract_info = read_entity_frames(entities_dir)
+        for name, frame in frames.items():
+            setattr(tables, name, frame)
     return tables, manifest.root
 
 
