@@ -181,3 +181,18 @@ def test_report_command_keeps_the_caption_notice(tmp_path):
     run_pipeline(cfg, until_stage="extract")
     main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "page.html")])
     assert "not from a VLM run" in (tmp_path / "page.html").read_text()
+
+
+def test_run_notes_count_each_reason_of_unimported_external_rows(tmp_path):
+    cfg = _setup(tmp_path, n=3)
+    rows = [
+        {"image": "0001.png", "modality": "vis", "caption": "a dog on a road"},
+        {"image": "0099.png", "modality": "vis", "caption": "a car"},  # no such pair
+        {"image": "0002.png", "modality": "vis", "caption": ""},  # empty
+        {"image": "0003.png", "modality": "sonar", "caption": "a tree"},  # bad modality
+    ]
+    ext = tmp_path / "mixed.jsonl"
+    ext.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = run_pipeline(cfg, external=ext, until_stage="caption")
+    (note,) = [n for n in res.notes if "not imported" in n]
+    assert "1 matched no pair" in note and "1 had an empty caption" in note and "1 had an unknown modality" in note

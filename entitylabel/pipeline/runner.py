@@ -284,9 +284,9 @@ def caption_run(ctx: _Ctx) -> None:
     plan = _caption_plan(ctx)
     kw = settings.kwargs(_caption_settings(ctx), CaptionSettings)
     result = run_caption(ctx.pairs, ctx.captions, **kw, progress=ctx.progress)
-    ext = getattr(result, "external", None)
-    if ext is not None and getattr(ext, "problems", 0):
-        ctx.notes.append(f"{ext.problems} external caption row(s) matched no pair: see {ext.problems_path}")
+    note = result.problem_note()  # external rows that were not imported, each reason counted apart
+    if note:
+        ctx.notes.append(note)
     if plan["notice"]:
         ctx.notes.append(plan["notice"])
 
