@@ -175,7 +175,9 @@ def build_report(
     )
     try:
         atomic_write_text(out_path, page)
-    except OSError as e:  # read-only folder or file system, disk full: one line, nothing half-written
+    except EntityLabelError as e:  # io's one line for a read-only folder or a full disk; nothing half-written
+        raise EntityLabelError(str(e), hint=_OUT_HINT) from None
+    except OSError as e:
         raise EntityLabelError(
             f"cannot write the review page ({e.strerror or e})", path=out_path, hint=_OUT_HINT
         ) from None
