@@ -388,6 +388,37 @@ def unique_pair_ids(dataset: str, keys: list[PairKey]) -> dict[PairKey, str]:
 
 
 # --- the stage ------------------------------------------------------------------------------------------
+# A folder pair after scanning: its IR and VIS images by relative stem.
+_Scanned = tuple[PairDir, dict[str, list[Path]], dict[str, list[Path]]]
+
+
+class _Candidate(NamedTuple):
+    """A stem with exactly one IR and one VIS file: a pair once both images prove readable and alike."""
+
+    pair_id: str
+    split: str
+    ir: Path
+    vis: Path
+
+
+class _Problems:
+    """The problems table as it is collected: one row per file, paths relative to the dataset root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.rows: list[dict[str, str]] = []
+
+    def add(self, path: Path, kind: str, message: str, pair_id: str = "") -> None:
+        rel = printable_path(path.relative_to(self.root).as_posix())
+        self.rows.append({"path": rel, "pair_id": pair_id, "kind": kind, "message": message})
+
+    def frame(self) -> pd.DataFrame:
+        """Sorted by path and kind, so the table does not depend on the order files were probed in."""
+        probs = pd.DataFrame(self.rows, columns=["path", "pair_id", "kind", "message"])
+        probs["severity"] = [SEVERITY.get(k, "error") for k in probs["kind"]]
+        return probs.sort_values(["path", "kind"], kind="stable").reset_index(drop=True)
+
+
 def discover(
     root: str | Path,
     *,
@@ -397,131 +428,160 @@ def discover(
     progress: Any = None,
 ) -> DiscoveryResult:
     """Find and validate every IR/VIS pair under `root`; nothing is written."""
+    root = _checked_root(root)
+    chosen = detect_layout(root, layout)
+    name = safe_name(dataset or root.name).lower().lstrip(".") or "_"  # no hidden-file ids (".x-001")
+    problems = _Problems(root)
+    scans, ignored = _scan_pair_dirs(root, chosen, problems)
+    candidates = _match_stems(scans, _pair_ids(root, name, scans), problems)
+    infos = _probe_all([f for c in candidates for f in (c.ir, c.vis)], workers, progress)
+    rows = [row for c in candidates if (row := _pair_row(root, name, c, infos, problems)) is not None]
+    pairs = pd.DataFrame(rows, columns=PAIRS_SCHEMA.names).sort_values("pair_id", kind="stable")
+    return DiscoveryResult(
+        root=root,
+        dataset=name,
+        layout=chosen.name,
+        pairs=pairs.reset_index(drop=True),
+        problems=problems.frame(),
+        ignored=sorted(ignored),
+    )
+
+
+def _checked_root(root: str | Path) -> Path:
+    """The dataset root, absolute; its path must be UTF-8 since every relative path is stored as text."""
     root = Path(root).resolve()
     if not _is_utf8(str(root)):
         raise EntityLabelError(
             "dataset root path is not valid UTF-8", path=printable_path(str(root)), hint="rename the folder"
         )
-    chosen = detect_layout(root, layout)
-    name = safe_name(dataset or root.name).lower().lstrip(".") or "_"  # no hidden-file ids (".x-001")
-    problems: list[dict[str, str]] = []
+    return root
+
+
+def _scan_pair_dirs(root: Path, chosen: Layout, problems: _Problems) -> tuple[list[_Scanned], list[str]]:
+    """Scan every folder pair: images by stem, every file that is not one a problem row, and ignored litter."""
+    scans: list[_Scanned] = []
     ignored: list[str] = []
-
-    def problem(path: Path, kind: str, message: str, pair_id: str = "") -> None:
-        rel = printable_path(path.relative_to(root).as_posix())
-        problems.append({"path": rel, "pair_id": pair_id, "kind": kind, "message": message})
-
-    scans = []
-    for pd_ in chosen.pair_dirs:
-        ir_scan, vis_scan = _scan(pd_.ir_dir), _scan(pd_.vis_dir)
+    for pair_dir in chosen.pair_dirs:
+        ir_scan, vis_scan = _scan(pair_dir.ir_dir), _scan(pair_dir.vis_dir)
         ignored += [printable_path(p.relative_to(root).as_posix()) for p in ir_scan.ignored + vis_scan.ignored]
-        for p in ir_scan.others + vis_scan.others:
-            problem(p, "not_image", f"not an image file (extension {printable_path(p.suffix) or 'none'!r})")
-        for p in ir_scan.bad_names + vis_scan.bad_names:
-            problem(p, "bad_file_name", "file or folder name is not valid UTF-8 (shown with \\x escapes); rename it")
-        for p, what in ir_scan.specials + vis_scan.specials:
-            problem(p, "not_regular_file", f"{what}, not a regular file; it is never read")
-        for p, why in ir_scan.unlisted + vis_scan.unlisted:
-            problem(p, "unreadable", f"cannot list folder ({why}); the files in it are not checked")
-        scans.append((pd_, ir_scan.by_stem, vis_scan.by_stem))
+        _report_unusable(ir_scan, vis_scan, problems)
+        scans.append((pair_dir, ir_scan.by_stem, vis_scan.by_stem))
+    return scans, ignored
+
+
+def _report_unusable(ir_scan: Scan, vis_scan: Scan, problems: _Problems) -> None:
+    """Problem rows for the files of a folder pair that are never read as images."""
+    for p in ir_scan.others + vis_scan.others:
+        problems.add(p, "not_image", f"not an image file (extension {printable_path(p.suffix) or 'none'!r})")
+    for p in ir_scan.bad_names + vis_scan.bad_names:
+        problems.add(p, "bad_file_name", "file or folder name is not valid UTF-8 (shown with \\x escapes); rename it")
+    for p, what in ir_scan.specials + vis_scan.specials:
+        problems.add(p, "not_regular_file", f"{what}, not a regular file; it is never read")
+    for p, why in ir_scan.unlisted + vis_scan.unlisted:
+        problems.add(p, "unreadable", f"cannot list folder ({why}); the files in it are not checked")
+
+
+def _pair_ids(root: Path, dataset: str, scans: list[_Scanned]) -> dict[tuple[PairDir, str], str]:
+    """Pair id of every stem of every folder pair, made over the whole dataset (see `unique_pair_ids`)."""
     # origin of a pair: its IR path without extension, unique in the dataset even when names sanitise alike
     keys = {
         (pd_, stem): PairKey(pd_.split, stem, (pd_.ir_dir / stem).relative_to(root).as_posix(), _plain(root, pd_, stem))
         for pd_, ir_files, vis_files in scans
         for stem in set(ir_files) | set(vis_files)
     }
-    ids = unique_pair_ids(name, list(keys.values()))
+    ids = unique_pair_ids(dataset, list(keys.values()))
+    return {where: ids[key] for where, key in keys.items()}
 
-    candidates: list[tuple[str, str, Path, Path]] = []  # (pair_id, split, ir, vis)
+
+def _match_stems(scans: list[_Scanned], ids: dict[tuple[PairDir, str], str], problems: _Problems) -> list[_Candidate]:
+    """Stems with exactly one IR and one VIS file; duplicates and files without a partner are problem rows."""
+    candidates: list[_Candidate] = []
     for pd_, ir_files, vis_files in scans:
         for stem in sorted(set(ir_files) | set(vis_files)):
-            pid = ids[keys[(pd_, stem)]]
+            pid = ids[(pd_, stem)]
             irs, viss = ir_files.get(stem, []), vis_files.get(stem, [])
             for side, files in (("IR", irs), ("VIS", viss)):
                 if len(files) > 1:
                     names = ", ".join(f.name for f in files)
                     for f in files:
-                        problem(f, "duplicate_stem", f"{side} stem {stem!r} has {len(files)} files: {names}", pid)
+                        problems.add(f, "duplicate_stem", f"{side} stem {stem!r} has {len(files)} files: {names}", pid)
             if len(irs) > 1 or len(viss) > 1:
                 continue
             if not viss:
-                problem(irs[0], "missing_vis", "IR image has no visible partner with the same stem", pid)
+                problems.add(irs[0], "missing_vis", "IR image has no visible partner with the same stem", pid)
             elif not irs:
-                problem(viss[0], "missing_ir", "visible image has no IR partner with the same stem", pid)
+                problems.add(viss[0], "missing_ir", "visible image has no IR partner with the same stem", pid)
             else:
-                candidates.append((pid, pd_.split, irs[0], viss[0]))
+                candidates.append(_Candidate(pid, pd_.split, irs[0], viss[0]))
+    return candidates
 
-    files = [f for _, _, ir, vis in candidates for f in (ir, vis)]
+
+def _probe_all(files: list[Path], workers: int, progress: Any) -> dict[Path, ImageInfo]:
+    """Hash and decode every file on a thread pool (reading and decoding release the GIL)."""
     task = progress.add_task("discover: reading images", total=len(files)) if progress is not None else None
     infos: dict[Path, ImageInfo] = {}
-    # Pillow's warning for huge images becomes a problem row below, never raw text on stderr. The filter is
-    # set here, in the calling thread, around the whole pool (catch_warnings is not thread-safe).
+    # Pillow's warning for huge images becomes a problem row, never raw text on stderr. The filter is set
+    # here, in the calling thread, around the whole pool (catch_warnings is not thread-safe).
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         for info in pool.map(probe_image, files):
             infos[info.path] = info
             if task is not None:
                 progress.advance(task)
+    return infos
 
-    rows = []
-    for pid, split, ir_p, vis_p in candidates:
-        ir, vis = infos[ir_p], infos[vis_p]
-        bad = [i for i in (ir, vis) if i.problem]
-        for i in bad:
-            problem(i.path, i.problem or "corrupt", i.message, pid)
-        if bad:
-            continue
-        if (ir.width, ir.height) != (vis.width, vis.height):
-            problem(
-                ir.path,
-                "size_mismatch",
-                f"IR is {ir.width}x{ir.height} but visible {vis_p.relative_to(root).as_posix()} "
-                f"is {vis.width}x{vis.height}",
-                pid,
-            )
-            continue
-        for i in (ir, vis):
-            if i.large:
-                problem(
-                    i.path,
-                    "large_image",
-                    f"image is {i.width}x{i.height} = {i.width * i.height} pixels, over Pillow's "
-                    f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}; pair kept, later stages decode it in "
-                    "full (slow, memory-heavy)",
-                    pid,
-                )
-        if ir.mode in HIGH_BIT_MODES:
-            problem(
-                ir.path, "ir_16bit", f"IR is high bit depth (mode {ir.mode}); later stages rescale it to 8-bit", pid
-            )
-        rows.append(
-            {
-                "pair_id": pid,
-                "dataset": name,
-                "split": split,
-                "ir_path": ir_p.relative_to(root).as_posix(),
-                "vis_path": vis_p.relative_to(root).as_posix(),
-                "width": ir.width,
-                "height": ir.height,
-                "ir_mode": ir.mode,
-                "vis_mode": vis.mode,
-                "ir_sha256": ir.sha256,
-                "vis_sha256": vis.sha256,
-            }
+
+def _pair_row(
+    root: Path, dataset: str, c: _Candidate, infos: dict[Path, ImageInfo], problems: _Problems
+) -> dict[str, Any] | None:
+    """The manifest row of a candidate, or None when an image is unusable or the two sizes differ."""
+    ir, vis = infos[c.ir], infos[c.vis]
+    bad = [i for i in (ir, vis) if i.problem]
+    for i in bad:
+        problems.add(i.path, i.problem or "corrupt", i.message, c.pair_id)
+    if bad:
+        return None
+    if (ir.width, ir.height) != (vis.width, vis.height):
+        problems.add(
+            ir.path,
+            "size_mismatch",
+            f"IR is {ir.width}x{ir.height} but visible {c.vis.relative_to(root).as_posix()} "
+            f"is {vis.width}x{vis.height}",
+            c.pair_id,
         )
+        return None
+    _warn_kept_pair(ir, vis, c.pair_id, problems)
+    return {
+        "pair_id": c.pair_id,
+        "dataset": dataset,
+        "split": c.split,
+        "ir_path": c.ir.relative_to(root).as_posix(),
+        "vis_path": c.vis.relative_to(root).as_posix(),
+        "width": ir.width,
+        "height": ir.height,
+        "ir_mode": ir.mode,
+        "vis_mode": vis.mode,
+        "ir_sha256": ir.sha256,
+        "vis_sha256": vis.sha256,
+    }
 
-    pairs = pd.DataFrame(rows, columns=PAIRS_SCHEMA.names).sort_values("pair_id", kind="stable")
-    probs = pd.DataFrame(problems, columns=["path", "pair_id", "kind", "message"])
-    probs["severity"] = [SEVERITY.get(k, "error") for k in probs["kind"]]
-    probs = probs.sort_values(["path", "kind"], kind="stable").reset_index(drop=True)
-    return DiscoveryResult(
-        root=root,
-        dataset=name,
-        layout=chosen.name,
-        pairs=pairs.reset_index(drop=True),
-        problems=probs,
-        ignored=sorted(ignored),
-    )
+
+def _warn_kept_pair(ir: ImageInfo, vis: ImageInfo, pair_id: str, problems: _Problems) -> None:
+    """Warning rows for a pair that is kept but costs later stages: huge images, high-bit-depth IR."""
+    for i in (ir, vis):
+        if i.large:
+            problems.add(
+                i.path,
+                "large_image",
+                f"image is {i.width}x{i.height} = {i.width * i.height} pixels, over Pillow's "
+                f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}; pair kept, later stages decode it in "
+                "full (slow, memory-heavy)",
+                pair_id,
+            )
+    if ir.mode in HIGH_BIT_MODES:
+        problems.add(
+            ir.path, "ir_16bit", f"IR is high bit depth (mode {ir.mode}); later stages rescale it to 8-bit", pair_id
+        )
 
 
 def write_discovery(result: DiscoveryResult, out_dir: str | Path) -> Path:

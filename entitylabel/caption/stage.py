@@ -122,17 +122,44 @@ def run_caption(
         captioner = load_captioner(model, **load, max_new_tokens=max_new_tokens, batch_size=batch_size, on_event=runlog)
     elif captioner.on_event is None:
         captioner.on_event = runlog
-    settings = _settings(captioner, tasks, modalities)
+    session = _open_session(pairs, captioner, _settings(captioner, tasks, modalities), runlog, result, shard_size)
+    _caption_my_shards(session, pairs, tasks, force, batch_size, decode_workers, progress)
+    return result
 
+
+def _open_session(
+    pairs: PairManifest,
+    captioner: Captioner,
+    settings: dict[str, Any],
+    runlog: RunLog,
+    result: CaptionResult,
+    shard_size: int,
+) -> _Session:
+    """Plan the shards (the same plan in every process), clear what is stale, and take this process's share."""
     plan = plan_shards(pairs.df["pair_id"].tolist(), shard_size)
     result.shards_total = len(plan)
-    if rank == 0:
-        remove_stale(out, plan)
-    mine = my_share(plan, rank, world)
-    clean_temp_files(out, mine)
-    session = _Session(captioner, out, {s.index: fingerprint(s, settings) for s in mine}, settings, runlog, result)
-    work = _plan_work(mine, out, session.fps, tasks, force)
-    session.start(work, mine, len(plan), batch_size)
+    if result.rank == 0:
+        remove_stale(result.out_dir, plan)
+    mine = my_share(plan, result.rank, result.world)
+    clean_temp_files(result.out_dir, mine)
+    fps = {s.index: fingerprint(s, settings) for s in mine}
+    return _Session(captioner, result.out_dir, fps, settings, runlog, result, plan=plan, mine=mine)
+
+
+def _caption_my_shards(
+    session: _Session,
+    pairs: PairManifest,
+    tasks: list[tuple[str, Prompt]],
+    force: bool,
+    batch_size: int,
+    decode_workers: int,
+    progress: Any,
+) -> None:
+    """Caption what this process's shards still need; then the first process writes the summary once all
+    processes are done."""
+    out, result, runlog = session.out, session.result, session.runlog
+    work = _plan_work(session.mine, out, session.fps, tasks, force)
+    session.start(work, batch_size)
     if progress is not None:
         session.progress = (progress, progress.add_task("caption", total=sum(len(w.items) for w in work)))
     try:
@@ -141,10 +168,10 @@ def run_caption(
         runlog({"event": "interrupted", "computed": result.computed})
         raise
     wait_for_everyone()
-    if rank == 0:
-        _write_summary(out, plan, fps_all={s.index: fingerprint(s, settings) for s in plan}, settings=settings)
+    if result.rank == 0:
+        fps_all = {s.index: fingerprint(s, session.settings) for s in session.plan}
+        _write_summary(out, session.plan, fps_all=fps_all, settings=session.settings)
     runlog({"event": "end", "computed": len(result.computed), "skipped": len(result.skipped)})
-    return result
 
 
 def _checked(modalities: Sequence[str], batch_size: int, shard_size: int) -> tuple[str, ...]:
@@ -254,11 +281,13 @@ class _Session:
     runlog: RunLog
     result: CaptionResult
     progress: tuple[Any, Any] | None = None  # (rich Progress, task id)
+    plan: list[Shard] = field(default_factory=list)  # every shard of the manifest, all processes together
+    mine: list[Shard] = field(default_factory=list)  # this process's share of the plan
 
-    def start(self, work: list[_ShardWork], mine: list[Shard], shards_total: int, batch_size: int) -> None:
+    def start(self, work: list[_ShardWork], batch_size: int) -> None:
         """Sort this process's shards into computed / retried / skipped, and log the plan."""
         busy = {w.shard.index for w in work}
-        self.result.skipped = [s.name for s in mine if s.index not in busy]
+        self.result.skipped = [s.name for s in self.mine if s.index not in busy]
         self.result.retried = [w.shard.name for w in work if w.kept is not None]
         c = self.captioner
         self.runlog(
@@ -268,8 +297,8 @@ class _Session:
                 "device": str(c.device),
                 "decoding": c.decoding,
                 "batch_size": batch_size,
-                "shards_total": shards_total,
-                "shards_mine": len(mine),
+                "shards_total": len(self.plan),
+                "shards_mine": len(self.mine),
                 "shards_todo": len(work) - len(self.result.retried),
                 "shards_retry": len(self.result.retried),
             }

@@ -204,11 +204,21 @@ def _frequency_table(info: dict[str, Any]) -> list[str]:
 
 
 def _body(infos: dict[str, dict], repo_id: str | None) -> str:
-    # an earlier export's --repo-id is kept when this one gives none
-    known = [infos[c].get("repo_id") for c in sorted(infos) if infos[c].get("repo_id")]
-    repo = repo_id or (known[0] if known else PLACEHOLDER_REPO)
-    first = next(iter(sorted(infos)), "default")
-    split = next(iter(infos[first]["splits"]), "train") if infos else "train"
+    """The card's Markdown below the YAML header, one section after another."""
+    out = [
+        *_overview(infos),
+        *_loading_section(infos, repo_id),
+        *_columns_section(),
+        *_splits_section(infos),
+        *_annotations_section(infos),
+        *_frequencies_section(infos),
+        *_credits_section(infos),
+    ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _overview(infos: dict[str, dict]) -> list[str]:
+    """Title, what the folder holds, and one table row per config."""
     out = [
         f"# {PRETTY_NAME}",
         "",
@@ -226,7 +236,17 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
             f"| `{name}` | {_cell(', '.join(info['datasets']))} | {splits} | {len(info['label_space'])} | "
             f"{info['entitylabel_version']} |"
         )
-    out += [
+    return out
+
+
+def _loading_section(infos: dict[str, dict], repo_id: str | None) -> list[str]:
+    """A loading example for the first config and its first split."""
+    # an earlier export's --repo-id is kept when this one gives none
+    known = [infos[c].get("repo_id") for c in sorted(infos) if infos[c].get("repo_id")]
+    repo = repo_id or (known[0] if known else PLACEHOLDER_REPO)
+    first = next(iter(sorted(infos)), "default")
+    split = next(iter(infos[first]["splits"]), "train") if infos else "train"
+    return [
         "",
         "## Loading",
         "",
@@ -244,6 +264,12 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
         "",
         f'With the package: `import entitylabel; ds = entitylabel.load("{repo}", "{first}")`. Without images: '
         f'`pandas.read_parquet("hf://datasets/{repo}/tables/{first}/labels.parquet")`.',
+    ]
+
+
+def _columns_section() -> list[str]:
+    """The data columns, and the plain tables beside them."""
+    return [
         "",
         "## Columns",
         "",
@@ -256,14 +282,20 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
         "prompt hash, decoding), `entities.parquet` (per-entity support, confidence, source captions and "
         "mentions), `labels.parquet` (pair_id, split, entity names), `label_space.json`, `export.json` "
         "(everything this card says about the config).",
-        "",
-        "## Splits",
-        "",
     ]
+
+
+def _splits_section(infos: dict[str, dict]) -> list[str]:
+    out = ["", "## Splits", ""]
     for name in sorted(infos):
         method = SplitMethod(**infos[name]["split_method"])
         out.append(f"- `{name}`: {method.describe()}.")
-    out += ["", "## How the annotations were made", ""]
+    return out
+
+
+def _annotations_section(infos: dict[str, dict]) -> list[str]:
+    """Per config: where the captions came from and how the entities were extracted."""
+    out = ["", "## How the annotations were made", ""]
     for name in sorted(infos):
         info = infos[name]
         out += [
@@ -274,10 +306,19 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
             f"- Exported with entitylabel {info['entitylabel_version']}.",
             "",
         ]
-    out += ["## Label frequencies", "", "Pairs carrying each entity, per split.", ""]
+    return out
+
+
+def _frequencies_section(infos: dict[str, dict]) -> list[str]:
+    out = ["## Label frequencies", "", "Pairs carrying each entity, per split.", ""]
     for name in sorted(infos):
         out += [f"### `{name}`", "", *_frequency_table(infos[name]), ""]
-    out += [
+    return out
+
+
+def _credits_section(infos: dict[str, dict]) -> list[str]:
+    """Licence and citation of each source dataset, once each (a config named after its dataset adds none)."""
+    out = [
         "## Licence and credits",
         "",
         "The annotations (captions, entity labels) are machine-generated. The images keep the terms of "
@@ -297,7 +338,7 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
             else:
                 note = f" {src.note}" if src.note else ""
                 out.append(f"- **{src.name}** ({src.url}): licence: {src.licence}. Cite: {src.citation}{note}")
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def render_card(infos: dict[str, dict], *, repo_id: str | None = None, existing: Path | None = None) -> str:
