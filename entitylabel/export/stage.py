@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets import Features
 
 from .. import __version__
 from ..datapaths import check_manifest
@@ -188,24 +189,8 @@ def _build_config(
     primary = primary_captions(captions, caption_prompt) if captions is not None else {}
     by_split = _records(manifest, splits, primary, ents, label_space)
     check_images([r for recs in by_split.values() for r in recs])
-    ddir = layout.data_dir(root, config)
-    ddir.mkdir(parents=True)
-    split_infos, totals = {}, dict.fromkeys(label_space, 0)
-    for split in ordered_splits(list(by_split)):
-        written = write_split(by_split[split], split, ddir, features, shard_bytes=shard_bytes, progress=progress)
-        counts = dict.fromkeys(label_space, 0)
-        for r in by_split[split]:
-            for i in r.entities:
-                counts[label_space[i]] += 1
-        for n, c in counts.items():
-            totals[n] += c
-        split_infos[split] = {
-            "files": [f"{layout.DATA}/{config}/{f}" for f in written.files],
-            "num_examples": written.num_examples,
-            "num_bytes": written.num_bytes,
-            "label_counts": counts,
-            "unlabelled": sum(1 for r in by_split[split] if not r.entities),
-        }
+    split_infos = _write_data(root, config, by_split, features, label_space, shard_bytes, progress)
+    totals = {n: sum(s["label_counts"][n] for s in split_infos.values()) for n in label_space}
     _write_tables(layout.tables_dir(root, config), manifest, splits, captions, ents, label_space, totals)
     ids = set(manifest.df["pair_id"])
     return {
@@ -222,6 +207,35 @@ def _build_config(
         else {},
         "entities": {"label_space": ents.space_info, "extract": ents.extract_info} if ents is not None else {},
     }
+
+
+def _write_data(
+    root: Path,
+    config: str,
+    by_split: dict[str, list[Record]],
+    features: Features,
+    label_space: list[str],
+    shard_bytes: int,
+    progress: Any,
+) -> dict[str, dict[str, Any]]:
+    """Write data/<config>/ split by split; return what export.json says of each split (files, sizes, counts)."""
+    ddir = layout.data_dir(root, config)
+    ddir.mkdir(parents=True)
+    split_infos = {}
+    for split in ordered_splits(list(by_split)):
+        written = write_split(by_split[split], split, ddir, features, shard_bytes=shard_bytes, progress=progress)
+        counts = dict.fromkeys(label_space, 0)
+        for r in by_split[split]:
+            for i in r.entities:
+                counts[label_space[i]] += 1
+        split_infos[split] = {
+            "files": [f"{layout.DATA}/{config}/{f}" for f in written.files],
+            "num_examples": written.num_examples,
+            "num_bytes": written.num_bytes,
+            "label_counts": counts,
+            "unlabelled": sum(1 for r in by_split[split] if not r.entities),
+        }
+    return split_infos
 
 
 def _is_dataset_card(path: Path) -> bool:

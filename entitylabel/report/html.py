@@ -107,11 +107,7 @@ def build_report(
         raise EntityLabelError(f"page size must be at least 1, got {page_size}")
     out_path = Path(out) if out is not None else run / "report.html"
     _check_out(out_path)  # before the thumbnails: a bad --out fails in a moment, not after minutes of work
-    cap_path = Path(captions) if captions is not None else run / "captions"
-    ent_dir = Path(entities) if entities is not None else run / "entities"
-    tables, data_root = load_run(run / "pairs.parquet", cap_path, ent_dir, root=Path(root) if root else None)
-    check_manifest(tables.pairs, run / "pairs.parquet")  # ids key the page's data; paths are read for thumbnails
-    _use_exported_splits(tables, Path(export_dir) if export_dir is not None else run / "export")
+    tables, data_root = _load_tables(run, captions, entities, export_dir, root)
     payload = build_payload(tables, max_rejected=max_rejected)
     fused_path, fused = _fused_images(run, fused_dir)
     thumbs = _thumbnails(tables, data_root, fused, thumb_size, workers, progress)
@@ -128,6 +124,22 @@ def build_report(
     )
     _write_page(out_path, _render_page(payload, thumbs, page_title))
     return out_path
+
+
+def _load_tables(
+    run: Path,
+    captions: str | Path | None,
+    entities: str | Path | None,
+    export_dir: str | Path | None,
+    root: str | Path | None,
+) -> tuple[RunTables, Path]:
+    """The run's tables (each folder given, else its usual place in `run`) and the dataset root."""
+    cap_path = Path(captions) if captions is not None else run / "captions"
+    ent_dir = Path(entities) if entities is not None else run / "entities"
+    tables, data_root = load_run(run / "pairs.parquet", cap_path, ent_dir, root=Path(root) if root else None)
+    check_manifest(tables.pairs, run / "pairs.parquet")  # ids key the page's data; paths are read for thumbnails
+    _use_exported_splits(tables, Path(export_dir) if export_dir is not None else run / "export")
+    return tables, data_root
 
 
 def _use_exported_splits(tables: RunTables, export_dir: Path) -> None:
