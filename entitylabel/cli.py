@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import EntityLabelError
+from .settings import (
+    CaptionSettings,
+    DiscoverSettings,
+    ExportSettings,
+    ExtractSettings,
+    ReportSettings,
+    cli_command,
+    kwargs,
+)
 
 app = typer.Typer(
     name="entitylabel",
@@ -48,29 +58,23 @@ def _root(
 
 
 # --- discover (stage 1) ---------------------------------------------------------------------------
+# Stage settings (options after the command's own ones) come from entitylabel/settings.py.
 @app.command()
+@cli_command(DiscoverSettings)
 def discover(
     root: Annotated[Path, typer.Argument(help="Dataset root (TNO, RoadScene, M3FD, MSRS or any IR/VIS folder).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write pairs.parquet into.")] = Path(
         "outputs/discover"
     ),
-    layout: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Force a layout: roadscene, msrs, m3fd, tno, generic (auto-detected by default)."),
-    ] = None,
-    dataset: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Dataset name used in pair ids (default: from the layout or the folder name)."),
-    ] = None,
     strict: Annotated[bool, typer.Option(help="Exit non-zero when any problem is found.")] = False,
-    workers: Annotated[int, typer.Option(help="Threads that read and hash images.")] = 4,
+    settings: DiscoverSettings = DiscoverSettings(),  # noqa: B008 - replaced by the options it derives
 ) -> None:
     """Find IR/VIS pairs under ROOT; write pairs.parquet and problems.parquet."""
     from .discover import run_discover
     from .progress import progress_bar
 
     with progress_bar() as progress:
-        result = run_discover(root, out_dir, layout=layout, dataset=dataset, workers=workers, progress=progress)
+        result = run_discover(root, out_dir, **kwargs(settings), progress=progress)
     result.print_summary(out)
     if strict and len(result.problems):
         console.print(f"[red]error:[/] {len(result.problems)} problem(s) found and --strict is set")
@@ -79,94 +83,38 @@ def discover(
 
 # --- caption (stage 2) ----------------------------------------------------------------------------
 @app.command()
+@cli_command(CaptionSettings)
 def caption(
     manifest: Annotated[Path, typer.Argument(help="pairs.parquet (or the discover run folder holding it).")],
-    model: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--model",
-            "-m",
-            help="VLM: Hub id or local folder (e.g. Qwen/Qwen2.5-VL-7B-Instruct on a GPU, "
-            "Salesforce/blip-image-captioning-large on a CPU).",
-        ),
-    ] = None,
     out_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", "-o", help="Caption shards folder (default: captions/ beside the manifest)."),
     ] = None,
-    modality: Annotated[str, typer.Option(help="vis, ir or both.")] = "both",
-    prompts: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--prompts",
-            "-p",
-            help="Prompt set (default, objects, all), prompt id, prompt file or folder; repeatable.",
-        ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per generate call (halved on CUDA OOM).")] = 8,
-    max_new_tokens: Annotated[int, typer.Option(help="Token limit per caption; hitting it marks it truncated.")] = 96,
-    dtype: Annotated[str, typer.Option(help="auto (bf16/fp16 on GPU, fp32 on CPU), float32, bfloat16, float16.")] = (
-        "auto"
-    ),
-    device: Annotated[str, typer.Option(help="auto (this process's GPU, else CPU), cpu, cuda, cuda:1, mps.")] = "auto",
-    shard_size: Annotated[int, typer.Option(help="Pairs per output shard (unit of resuming and of work split).")] = 128,
     force: Annotated[bool, typer.Option("--force", help="Redo every shard, even finished ones.")] = False,
-    revision: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Hub revision (branch, tag or commit) of --model."),
-    ] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option("--trust-remote-code", help="Allow a model's own Python code to run (review it first).")
-    ] = False,
-    external: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(help="Import captions made elsewhere (JSONL/CSV/Parquet keyed by pair_id or image file)."),
-    ] = None,
-    external_name: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Name for --external captions (source external:NAME; default: the file name)."),
-    ] = None,
     root: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Dataset root, if the images moved since discover."),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Image-decoding threads feeding the model.")] = 2,
+    settings: CaptionSettings = CaptionSettings(),  # noqa: B008
 ) -> None:
     """Caption every pair (both modalities) with a VLM into resumable Parquet shards; or import captions.
 
-    Several GPUs or machines: `accelerate launch -m entitylabel caption ...` (each process takes its own shards).
+    --model is a Hub id or a local folder: e.g. Qwen/Qwen2.5-VL-7B-Instruct on a GPU,
+    Salesforce/blip-image-captioning-large on a CPU. Several GPUs or machines:
+    `accelerate launch -m entitylabel caption ...` (each process takes its own shards).
     """
     from .caption.stage import run_caption
     from .progress import progress_bar
 
-    modalities = ("vis", "ir") if modality == "both" else (modality,)
     target = out_dir or (manifest if manifest.is_dir() else manifest.parent) / "captions"
     with progress_bar() as progress:
-        result = run_caption(
-            manifest,
-            target,
-            model=model,
-            revision=revision,
-            modalities=modalities,
-            prompts=prompts,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            dtype=dtype,
-            device=device,
-            shard_size=shard_size,
-            force=force,
-            trust_remote_code=trust_remote_code,
-            external=external,
-            external_name=external_name,
-            root=root,
-            decode_workers=workers,
-            progress=progress,
-        )
+        result = run_caption(manifest, target, **kwargs(settings), force=force, root=root, progress=progress)
     result.print_summary(out)
 
 
 # --- extract (stage 3) and vocab ------------------------------------------------------------------
 @app.command()
+@cli_command(ExtractSettings)
 def extract(
     captions: Annotated[
         Path, typer.Argument(help="Caption shard folder, or a Parquet/JSONL file (pair_id, source, caption).")
@@ -177,55 +125,14 @@ def extract(
         Optional[Path],  # noqa: UP045
         typer.Option("--pairs", help="Pair manifest: captions of other pairs are reported, not used."),
     ] = None,
-    min_support: Annotated[int, typer.Option(help="Sources that must mention an entity for a label.")] = 1,
-    min_confidence: Annotated[
-        float, typer.Option(help="Confidence (a calibrated estimate of P(entity in pair)) needed for a label (0-1).")
-    ] = 0.35,
-    min_pairs: Annotated[int, typer.Option(help="Positive pairs an entity needs to stay in the label space.")] = 1,
-    keep_hedged: Annotated[
-        bool, typer.Option(help="Count hedged mentions ('appears to be a dog') as mentions.")
-    ] = False,
-    late_sentence: Annotated[
-        int,
-        typer.Option(
-            help="In long captions, mentions first made in this sentence (0-based) or later are weak votes; 0 = off."
-        ),
-    ] = 4,
-    late_min_sentences: Annotated[
-        int, typer.Option(help="Sentences a caption needs for --late-sentence to apply.")
-    ] = 6,
-    weak_modifiers: Annotated[
-        bool, typer.Option(help="Count a noun used as a modifier ('car' in 'car headlights') as a weak vote.")
-    ] = True,
-    n_process: Annotated[int, typer.Option(help="Worker processes for spaCy parsing.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Captions per parsing batch.")] = 256,
-    spacy_model: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="spaCy pipeline name or path (default: en_core_web_sm)."),
-    ] = None,
+    settings: ExtractSettings = ExtractSettings(),  # noqa: B008
 ) -> None:
     """Turn captions into denoised entity labels: entities/ with labels, label space and rejections."""
     from .extract.stage import run_extract
     from .progress import progress_bar
 
     with progress_bar() as progress:
-        result = run_extract(
-            captions,
-            vocab,
-            out_dir,
-            pairs=pairs,
-            min_support=min_support,
-            min_confidence=min_confidence,
-            min_pairs=min_pairs,
-            keep_hedged=keep_hedged,
-            late_sentence=late_sentence,
-            late_min_sentences=late_min_sentences,
-            weak_modifiers=weak_modifiers,
-            n_process=n_process,
-            batch_size=batch_size,
-            spacy_model=spacy_model,
-            progress=progress,
-        )
+        result = run_extract(captions, vocab, out_dir, pairs=pairs, **kwargs(settings), progress=progress)
     result.print_summary(out)
 
 
@@ -268,6 +175,7 @@ def vocab_suggest(
 
 # --- export / publish / download (stage 4) --------------------------------------------------------
 @app.command()
+@cli_command(ExportSettings)
 def export(
     pairs: Annotated[Path, typer.Option("--pairs", help="pairs.parquet (or the discover run folder).")],
     config: Annotated[str, typer.Option("--config", help="Config name, e.g. roadscene, tno, msrs, m3fd.")],
@@ -281,37 +189,15 @@ def export(
         typer.Option("--entities", help="Extract output folder (labels.parquet, label_space.json, ...)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace this config if the folder already has it.")] = False,
-    shard_mb: Annotated[int, typer.Option(help="Maximum Parquet shard size in MB (hub default 500).")] = 500,
-    test_fraction: Annotated[
-        float, typer.Option(help="Test share of the hash split (datasets without split folders).")
-    ] = 0.2,
-    caption_prompt: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Prompt id whose captions fill caption_ir / caption_vis."),
-    ] = None,
-    repo_id: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Hub id shown in the card's loading example (ORG/NAME otherwise)."),
-    ] = None,
+    settings: ExportSettings = ExportSettings(),  # noqa: B008
 ) -> None:
     """Write one config (images embedded, sharded Parquet) + plain tables + the dataset card into --out."""
     from .export.stage import run_export
     from .progress import progress_bar
 
     with progress_bar() as progress:
-        result = run_export(
-            pairs,
-            out_dir,
-            config,
-            captions=captions,
-            entities=entities,
-            overwrite=overwrite,
-            shard_bytes=shard_mb * 10**6,
-            test_fraction=test_fraction,
-            caption_prompt=caption_prompt,
-            repo_id=repo_id,
-            progress=progress,
-        )
+        result = run_export(pairs, out_dir, config, captions=captions, entities=entities, overwrite=overwrite,
+                            **kwargs(settings), progress=progress)  # fmt: skip
     result.print_summary(out)
 
 
@@ -524,52 +410,68 @@ def run(
 
 
 @app.command()
+@cli_command(ReportSettings)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (pairs.parquet, captions/, entities/).")],
     out_file: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
     ] = None,
-    page_size: Annotated[int, typer.Option(help="Pairs per page.")] = 50,
-    fused: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(help="Folder of fused images named by pair id or IR stem (default: RUN_DIR/fused)."),
-    ] = None,
-    thumb_size: Annotated[int, typer.Option(help="Thumbnail size in pixels (longest side).")] = 112,
+    settings: ReportSettings = ReportSettings(),  # noqa: B008
 ) -> None:
-    """Write a self-contained HTML review page: thumbnails, highlighted captions, entity chips, filters."""
+    """Write a self-contained HTML review page: thumbnails, highlighted captions, entity chips, filters.
+
+    Fused images: --fused, else RUN_DIR/fused when it exists.
+    """
     from .progress import progress_bar
     from .report.html import build_report, report_result
 
     with progress_bar() as progress:
-        path = build_report(
-            run_dir, out_file, page_size=page_size, fused_dir=fused, thumb_size=thumb_size, progress=progress
-        )
+        path = build_report(run_dir, out_file, **kwargs(settings), progress=progress)
     report_result(path).print_summary(out)
 
 
+def _interrupted() -> None:
+    console.print("[yellow]interrupted[/]: finished outputs are kept; rerun to resume")
+    sys.exit(130)
+
+
+def _invoke(argv: list[str] | None) -> Any:
+    """Parse and run one command, letting every exception through.
+
+    Not `app(...)`: typer's main turns Ctrl-C into a silent exit 130 (and click's into Abort) before we
+    could print what happened to the outputs.
+    """
+    command = typer.main.get_command(app)
+    with command.make_context("entitylabel", list(sys.argv[1:] if argv is None else argv)) as ctx:
+        return command.invoke(ctx)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
+    """Console entry point: user errors become one line on stderr and exit status 2; Ctrl-C exits 130."""
     try:
-        rc = app(args=argv, standalone_mode=False)  # non-standalone click returns an Exit's code
+        _invoke(argv)
     except EntityLabelError as e:
-        console.print(f"[red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: finished outputs are kept; rerun to resume")
-        sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
+        _interrupted()
+    except typer.Exit as e:  # --help, --version, a command's own exit status
+        if e.exit_code:
+            sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(1)
+    except OSError as e:
+        if not e.filename:  # an OSError that names no file is a bug to see in full
+            raise
+        console.print(f"error: {e.filename}: {e.strerror or e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     except Exception as e:
         # usage errors (typer's vendored click ClickException) know how to print themselves
         if callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
         raise
-    if isinstance(rc, int) and rc:
-        sys.exit(rc)
 
 
 if __name__ == "__main__":

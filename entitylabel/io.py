@@ -8,10 +8,13 @@ fixed settings (no pandas index, zstd, no creation-time metadata) so the same ta
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +57,45 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _tree_files(path: Path) -> list[Path]:
+    """A folder's files, sorted, without hidden entries (temporaries, locks) or run logs."""
+    return [
+        f
+        for f in sorted(path.rglob("*"))
+        if f.is_file()
+        and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        and not f.name.endswith(".log.jsonl")
+    ]
+
+
+def hash_tree(path: Path) -> str | None:
+    """Content hash of a file, or of a folder's files (relative names and bytes); None when absent."""
+    if path.is_file():
+        return sha256_file(path)
+    if not path.is_dir():
+        return None
+    return sha256_text("\n".join(f"{f.relative_to(path).as_posix()}\t{sha256_file(f)}" for f in _tree_files(path)))
+
+
+def stamp_tree(path: Path) -> str | None:
+    """Cheap fingerprint of a file or folder: relative names, sizes and mtimes, no bytes read; None when absent.
+
+    For big outputs (embedded images) and image folders: an atomic rewrite changes the mtime, so a change
+    on disk is seen without rehashing gigabytes on every no-op run.
+    """
+    if path.is_file():
+        files, base = [path], path.parent
+    elif path.is_dir():
+        files, base = _tree_files(path), path
+    else:
+        return None
+    lines = []
+    for f in files:
+        st = f.stat()
+        lines.append(f"{f.relative_to(base).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
+    return sha256_text("\n".join(lines))
+
+
 _UNSAFE_NAME_CHARS = frozenset('/\\\0:*?"<>|')
 
 
@@ -88,12 +130,73 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return p
 
 
+# Temporaries are named `.<final name>.pid<PID>-<HOST>.<random>.tmp`: the owner's pid and a short hash of its
+# host name let a later run remove the ones whose owner is dead (a SIGKILL skips every cleanup) without touching
+# a live process's work, nor the work of another machine sharing the folder (its pids mean nothing here).
+_TEMP = re.compile(r"^\..+\.pid(\d+)-([0-9a-f]{6})\.[^.]+\.tmp$")
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:6]
+# Errors that only writing raises: reported as one line naming the file, not a traceback.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.pid{os.getpid()}-{_HOST}."
+
+
+def write_error(e: OSError, path: Path) -> EntityLabelError:
+    """One line for an OSError met while writing `path` (disk full, read-only, permission)."""
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)  # pyarrow's errors carry no errno
+    what = "no space left on device" if full else (e.strerror or str(e))
+    return EntityLabelError(f"cannot write: {what}", path=path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove temporaries of our naming under `folder` whose owning process is dead; returns what was removed.
+
+    Only names made by `atomic_path` / `atomic_dir` (`.<name>.pid<PID>-<HOST>.<random>.tmp`) are touched, and
+    only when they were made on this machine by a process that is no longer alive.
+    """
+    removed: list[Path] = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            m = _TEMP.match(name)
+            if m is None or m.group(2) != _HOST or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+                continue
+            p = Path(dirpath) / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+        dirnames[:] = [d for d in dirnames if not _TEMP.match(d)]
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`, on error remove it."""
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on error remove it.
+
+    A full disk, a read-only folder or a missing permission is one `EntityLabelError` naming `path`.
+    """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent)
+    except OSError as e:
+        raise write_error(e, final) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -101,6 +204,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, final)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.errno in _WRITE_ERRNOS:
+            raise write_error(e, final) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -154,6 +262,19 @@ def read_parquet_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
 
 
+def temp_dir_beside(final: str | Path) -> Path:
+    """A new empty folder named as a temporary of `final` (in its parent), which `clean_stale_temps` removes
+    once its owner is dead: for work staged there and moved into place piece by piece."""
+    final = Path(final)
+    ensure_writable_dir(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
+    except OSError as e:
+        raise write_error(e, final) from None
+    os.chmod(tmp, _DIR_MODE)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside `path`, then swap it into place.
@@ -163,9 +284,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     final = Path(path)
     if final.exists() and not overwrite:
         raise EntityLabelError("already exists", path=final, hint="pass --overwrite to replace it")
-    ensure_writable_dir(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    os.chmod(tmp, _DIR_MODE)
+    tmp = temp_dir_beside(final)
     try:
         yield tmp
         if final.exists():
@@ -176,6 +295,11 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno in _WRITE_ERRNOS:
+            raise write_error(e, final) from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,7 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from caption_support import cli, roadscene_manifest, shard_bytes, write_manifest  # noqa: F401 - fixtures
+from caption_support import (  # noqa: F401 - fixtures
+    cli,
+    roadscene_manifest,
+    shard_bytes,
+    synthetic_manifest,
+    write_manifest,
+)
 
 from entitylabel.caption import import_external, run_caption
 from entitylabel.caption.shards import CAPTION_SCHEMA
@@ -118,8 +124,65 @@ def test_cli_import_without_a_model_is_reproducible(roadscene_manifest: Path, tm
         "caption", str(roadscene_manifest), "--external", str(src), "--external-name", "human", "--out", str(out)
     )
     assert proc.returncode == 0, proc.stderr
-    assert "5 of 6 caption rows imported" in proc.stdout and "1 row(s) reported" in proc.stdout
+    assert "5 of 6 caption rows imported" in proc.stdout
+    assert "1 of 6 caption row(s) not imported (1 matched no pair)" in proc.stdout
     first = shard_bytes(out)
     assert "shard-external-human-00000.parquet" in first
     run_caption(roadscene_manifest, out, external=src, external_name="human", force=True)
     assert shard_bytes(out) == first
+
+
+def _synthetic_pairs(tmp_path: Path, n: int = 3):
+    return load_pairs(synthetic_manifest(tmp_path / "data", n))  # pair ids syn-00, syn-01, ...
+
+
+def test_each_reason_is_counted_apart_with_a_one_line_note(tmp_path: Path) -> None:
+    pairs = _synthetic_pairs(tmp_path)
+    lines = [
+        {"pair_id": "syn-00", "caption": "A car.", "modality": "vis"},
+        {"pair_id": "syn-00", "caption": "A bus.", "modality": "vis"},  # duplicate: the first is kept
+        {"pair_id": "syn-01", "caption": ["a car", "a bus"], "modality": "vis"},  # not a string
+        {"pair_id": "syn-01", "caption": {"text": "a car"}, "modality": "ir"},  # not a string
+        {"pair_id": "syn-02", "caption": 7, "modality": "vis"},  # not a string
+        {"pair_id": "syn-02", "caption": "   ", "modality": "ir"},
+        {"pair_id": "syn-99", "caption": "Nobody."},
+        {"pair_id": "syn-02", "caption": "Warm.", "modality": "radar"},
+        {"pair_id": "syn-01", "caption": "A warm person.", "modality": "ir"},
+    ]
+    src = tmp_path / "api.jsonl"
+    src.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "captions"
+    result = run_caption(pairs, out, external=src, external_name="api")
+    counts = {"bad_modality": 1, "duplicate": 1, "empty_caption": 1, "non_string_caption": 3, "unmatched": 1}
+    assert result.problem_counts == counts == result.external.problem_counts
+    note = result.problem_note()
+    assert note is not None and "\n" not in note and str(result.external.problems_path) in note
+    assert "7 of 9 caption row(s) not imported" in note
+    for phrase in ("1 matched no pair", "1 had an empty caption", "1 had an unknown modality", "3 had a caption that"):
+        assert phrase in note
+    assert "1 repeated a (pair, modality) caption" in note
+    df = _captions(out, "api")
+    assert df["caption"].tolist() == ["A car.", "A warm person."]  # never a repr, the first of a duplicate
+    problems = pd.read_parquet(out / "external-api.problems.parquet")
+    assert (
+        problems.set_index("row").loc[1, "kind"] == "duplicate"
+        and "row 0" in problems.set_index("row").loc[1, "message"]
+    )
+    assert json.loads((out / "external-api.json").read_text())["problems_by_kind"] == counts
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(json.dumps({"pair_id": "syn-00", "caption": "A car."}) + "\n")
+    assert run_caption(pairs, out, external=clean).problem_note() is None
+
+
+def test_a_file_matching_no_pair_is_one_line_naming_the_problems_file(tmp_path: Path) -> None:
+    pairs = _synthetic_pairs(tmp_path)
+    src = tmp_path / "other.jsonl"
+    src.write_text("".join(json.dumps({"pair_id": f"other-{i}", "caption": "A car."}) + "\n" for i in range(3)))
+    out = tmp_path / "captions"
+    with pytest.raises(EntityLabelError) as e:
+        run_caption(pairs, out, external=src)
+    msg = str(e.value)
+    assert "no caption matched any pair" in msg and "3 matched no pair" in msg
+    assert str(out / "external-other.problems.parquet") in msg and "\n" not in msg
+    assert len(pd.read_parquet(out / "external-other.problems.parquet")) == 3
+    assert not list(out.glob("shard-*"))

@@ -179,3 +179,96 @@ def test_corrupt_and_missing_images_become_failed_rows(
     assert bad["caption"].isna().all()
     good = df[df["error"].isna()]
     assert len(good) == 8 and good["caption"].str.len().gt(0).all()
+
+
+def test_a_rerun_retries_exactly_the_failed_rows(
+    tiny_blip: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manifest = synthetic_manifest(tmp_path / "data", 6)
+    vi1, ir3 = tmp_path / "data" / "vi" / "01.png", tmp_path / "data" / "ir" / "03.png"
+    good_vi1, good_ir3 = vi1.read_bytes(), ir3.read_bytes()
+    vi1.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    ir3.unlink()
+    out = tmp_path / "captions"
+    captioner = load_captioner(str(tiny_blip), max_new_tokens=4, batch_size=4)
+    args = {"captioner": captioner, "shard_size": 3, "batch_size": 4}
+    first = run_caption(manifest, out, **args)
+    assert first.failed == 2 and first.computed == ["shard-00000", "shard-00001"]
+    before = {f.name: pd.read_parquet(f) for f in sorted(out.glob("shard-*.parquet"))}
+
+    real_batches = stage_mod._batches
+    asked: list[tuple[str, str]] = []
+
+    def recording(*a, **kw):  # noqa: ANN002, ANN003, ANN202 - wraps _batches
+        for batch in real_batches(*a, **kw):
+            asked.extend((x.pair_id, x.modality) for x in batch.items)
+            yield batch
+
+    monkeypatch.setattr(stage_mod, "_batches", recording)
+    still_broken = run_caption(manifest, out, **args)  # images not fixed yet: retried, still failed
+    assert sorted(asked) == [("syn-01", "vis"), ("syn-03", "ir")]
+    assert still_broken.retried == ["shard-00000", "shard-00001"] and still_broken.computed == []
+    assert still_broken.failed == 2 and still_broken.rows == 2
+
+    vi1.write_bytes(good_vi1)
+    ir3.write_bytes(good_ir3)
+    asked.clear()
+    fixed = run_caption(manifest, out, **args)
+    assert sorted(asked) == [("syn-01", "vis"), ("syn-03", "ir")]  # exactly the failed rows, nothing else
+    assert fixed.failed == 0 and fixed.rows == 2 and fixed.retried == ["shard-00000", "shard-00001"]
+    for name, old in before.items():
+        new = pd.read_parquet(out / name)
+        assert len(new) == 6 and new["error"].isna().all() and new["caption"].str.len().gt(0).all()
+        kept = old[old["error"].isna()].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            new.merge(kept[["pair_id", "modality"]]).reset_index(drop=True), kept, check_dtype=False
+        )  # the rows that had succeeded are untouched
+    assert json.loads((out / "caption.json").read_text())["failed"] == 0
+    assert any(e["event"] == "retry" for e in read_log(out / "caption.log.jsonl"))
+
+    asked.clear()
+    again = run_caption(manifest, out, **args)
+    assert asked == [] and again.retried == [] and len(again.skipped) == 2
+    (out / "shard-00001.parquet").write_bytes(b"PAR1 damaged")  # marker says done, data unreadable: redo it
+    redo = run_caption(manifest, out, **args)
+    assert redo.computed == ["shard-00001"] and redo.skipped == ["shard-00000"]
+    reference = tmp_path / "reference"
+    run_caption(manifest, reference, **args)
+    assert shard_bytes(out) == shard_bytes(reference)  # as if nothing had ever failed
+
+
+def test_after_out_of_memory_the_loader_makes_the_smaller_batches(
+    tiny_llava: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import torch
+
+    manifest = synthetic_manifest(tmp_path / "data", 24, size=(24, 20))
+    captioner = load_captioner(str(tiny_llava), max_new_tokens=2, batch_size=4)
+    real_generate, real_prepare = captioner.model.generate, captioner.prepare
+    prepared: list[tuple[bool, int]] = []  # (on the main thread, batch size)
+
+    def small_gpu(**kw):  # noqa: ANN003, ANN202
+        if kw["input_ids"].shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_generate(**kw)
+
+    def recording_prepare(images, wordings):  # noqa: ANN001, ANN202
+        prepared.append((threading.current_thread() is threading.main_thread(), len(images)))
+        return real_prepare(images, wordings)
+
+    monkeypatch.setattr(captioner.model, "generate", small_gpu)
+    monkeypatch.setattr(captioner, "prepare", recording_prepare)
+    result = run_caption(manifest, tmp_path / "out", captioner=captioner, modalities=["vis"], shard_size=24)
+    assert result.failed == 0 and result.rows == 24 and captioner.batch_limit == 2
+    on_main = [n for main, n in prepared if main]
+    in_loader = [n for main, n in prepared if not main]
+    # 6 batches of 4 planned; at most the depth-2 queue plus the one in hand were prepared at 4 before the
+    # out-of-memory error, each split in two on the main thread; the loader cut every later batch itself.
+    assert len(on_main) <= 2 * 3 and all(n == 2 for n in on_main)
+    assert in_loader[-1] == 2 and in_loader.count(2) >= 2 * (6 - 3)

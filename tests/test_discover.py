@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ from PIL import Image
 from entitylabel.cli import main
 from entitylabel.discover import detect_layout, discover, run_discover
 from entitylabel.errors import EntityLabelError
-from entitylabel.pairs import load_pairs
+from entitylabel.pairs import load_pairs, safe_name
 
 
 def img(path: Path, size=(32, 24), mode="L", value=100, fmt=None) -> Path:
@@ -220,3 +223,171 @@ def test_real_tno_25_pairs(shared_data: Path) -> None:
     res = discover(shared_data / "TNO")
     assert res.layout == "tno" and len(res.pairs) == 25 and len(res.problems) == 0
     assert set(res.pairs.ir_mode) == {"RGB"}  # 3-channel gray IR is normal
+
+
+def test_file_name_that_is_not_utf8_is_a_problem_row(tmp_path: Path) -> None:
+    pair(tmp_path, "ir", "vi", "good")
+    for sub in ("ir", "vi"):  # a name from a Latin-1 file system: byte 0xff is not valid UTF-8
+        img(Path(os.fsdecode(os.fsencode(tmp_path / sub) + b"/caf\xe9.png")))
+    (tmp_path / "vi" / ".hidden").mkdir()
+    img(Path(os.fsdecode(os.fsencode(tmp_path / "vi" / ".hidden") + b"/\xff.png")))  # ignored, still listed
+    res = run_discover(tmp_path, tmp_path / "out")  # writes the manifest: every string must be valid UTF-8
+    assert list(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-good"]
+    bad = res.problems[res.problems.kind == "bad_file_name"]
+    assert sorted(bad.path) == ["ir/caf\\xe9.png", "vi/caf\\xe9.png"]
+    assert (bad.severity == "error").all() and bad.message.str.contains("not valid UTF-8").all()
+    assert res.ignored == ["vi/.hidden/\\xff.png"]
+    assert len(pd.read_parquet(tmp_path / "out" / "problems.parquet")) == len(res.problems)
+
+
+@pytest.mark.parametrize(
+    ("stems", "plain"),
+    [
+        (["ä", "ö"], None),  # both sanitise to "_": neither keeps the plain id
+        (["a b", "a_b"], "a_b"),  # the name that was already safe keeps its id
+        (["東京", "大阪", "x"], None),  # names made only of CJK characters
+    ],
+)
+def test_names_that_collide_after_sanitising_get_unique_ids(tmp_path: Path, stems: list[str], plain) -> None:
+    for stem in stems:
+        pair(tmp_path / "d", "ir", "vi", stem)
+    res = discover(tmp_path / "d")
+    ids = dict(zip(res.pairs.ir_path, res.pairs.pair_id, strict=True))
+    assert len(ids) == len(stems) and len(set(ids.values())) == len(stems) and len(res.problems) == 0
+    for stem in stems:
+        pid = ids[f"ir/{stem}.png"]
+        base = f"d-{safe_name(stem)}"
+        if stem == plain or stem == "x":
+            assert pid == base  # no collision, or the already-safe name: unchanged
+        else:
+            assert re.fullmatch(re.escape(base) + r"-[0-9a-f]{8}", pid), pid  # readable stem + short hash
+    # deterministic and independent of what else is in the tree: a tree with more files gives the same ids
+    for stem in [*reversed(stems), "zz"]:
+        pair(tmp_path / "e", "ir", "vi", stem)
+    again = discover(tmp_path / "e", dataset="d")
+    assert dict(zip(again.pairs.ir_path, again.pairs.pair_id, strict=True)) == {**ids, "ir/zz.png": "d-zz"}
+
+
+def test_collision_with_an_unpaired_file_names_each_problem_row_apart(tmp_path: Path) -> None:
+    pair(tmp_path, "ir", "vi", "a_b")
+    img(tmp_path / "ir" / "a b.png")  # IR only: its problem row must not carry the good pair's id
+    res = discover(tmp_path)
+    base = f"{tmp_path.name.lower()}-a_b"
+    assert list(res.pairs.pair_id) == [base]
+    row = res.problems.set_index("path").loc["ir/a b.png"]
+    assert row.kind == "missing_vis" and row.pair_id.startswith(base + "-")
+
+
+def test_huge_image_is_a_warning_row_not_a_raw_warning(tmp_path: Path) -> None:
+    pair(tmp_path, "ir", "vi", "big")
+    limit = Image.MAX_IMAGE_PIXELS
+    try:  # the real case is 13000x13000 > PIL's 89.5 Mpx; the limit is scaled down so the test stays small
+        Image.MAX_IMAGE_PIXELS = 32 * 24 - 1
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            res = discover(tmp_path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+    probs = res.problems.set_index("path")
+    assert set(probs.index) == {"ir/big.png", "vi/big.png"} and set(probs.kind) == {"large_image"}
+    assert set(probs.severity) == {"warning"} and "768 pixels" in probs.loc["ir/big.png", "message"]
+    assert len(res.pairs) == 1  # a warning keeps the pair
+
+
+def test_image_over_twice_the_limit_is_an_error_row(tmp_path: Path) -> None:
+    pair(tmp_path, "ir", "vi", "ok")
+    img(tmp_path / "ir" / "bomb.png", size=(64, 48))
+    img(tmp_path / "vi" / "bomb.png", size=(64, 48), mode="RGB")
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 32 * 24
+        res = discover(tmp_path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    assert list(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-ok"]
+    probs = res.problems.set_index("path")
+    assert set(probs.kind) == {"too_large"} and set(probs.index) == {"ir/bomb.png", "vi/bomb.png"}
+    assert "3072 pixels" in probs.loc["ir/bomb.png", "message"]
+
+
+def test_split_folders_that_sanitise_alike_keep_both(tmp_path: Path) -> None:
+    for split in ("night a", "night_a"):  # generic layout: both split folders become split "night_a"
+        pair(tmp_path / split, "infrared", "visible", "001")
+    res = discover(tmp_path, dataset="g")
+    assert len(res.pairs) == 2 and res.pairs.pair_id.is_unique and len(res.problems) == 0
+    ids = dict(zip(res.pairs.ir_path, res.pairs.pair_id, strict=True))
+    assert ids["night_a/infrared/001.png"] == "g-night_a-001"  # the already-safe folder keeps the plain id
+    assert re.fullmatch(r"g-night_a-001-[0-9a-f]{8}", ids["night a/infrared/001.png"])
+
+
+def test_fifo_named_like_an_image_is_a_problem_not_a_hang(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    pair(tmp_path, "ir", "vi", "good")
+    img(tmp_path / "vi" / "pipe.png")
+    fifo = tmp_path / "ir" / "pipe.png"
+    os.mkfifo(fifo)  # reading it would block until something writes: discover must not open it
+
+    done = threading.Event()
+
+    def unblock() -> None:  # if discover does open it, give it EOF so the test fails instead of hanging
+        while not done.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # succeeds only while a reader waits
+                return
+            except OSError:
+                time.sleep(0.02)
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    res = discover(tmp_path)
+    done.set()
+    helper.join()
+    assert list(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-good"]
+    row = res.problems.set_index("path").loc["ir/pipe.png"]
+    assert row.kind == "not_regular_file" and row.severity == "error" and "FIFO" in row.message
+
+
+def test_long_names_and_dotted_dataset_names_still_give_plain_file_name_ids(tmp_path: Path) -> None:
+    from entitylabel.io import safe_child
+
+    long_a, long_b = "x" * 230 + "a", "x" * 230 + "b"  # valid file names; "<dataset>-<stem>.png" would not be
+    for stem in (long_a, long_b, "short"):
+        pair(tmp_path / ".data", "ir", "vi", stem)
+    res = discover(tmp_path / ".data")
+    ids = dict(zip(res.pairs.ir_path, res.pairs.pair_id, strict=True))
+    assert ids["ir/short.png"] == "data-short" and len(res.problems) == 0
+    for stem in (long_a, long_b):
+        assert len(ids[f"ir/{stem}.png"]) <= 200 and ids[f"ir/{stem}.png"].startswith("data-" + "x" * 150)
+    assert len(set(ids.values())) == 3
+    for pid in ids.values():
+        safe_child(tmp_path, pid, ".problems.parquet")  # what later stages build from an id: never refused
+
+
+def test_dataset_root_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/data\xff"))
+    pair(root, "ir", "vi", "a")
+    with pytest.raises(SystemExit) as e:
+        main(["discover", str(root), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "data\\xff" in err and "not valid UTF-8" in err and "Traceback" not in err
+
+
+def test_folder_that_cannot_be_listed_is_a_problem_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pair(tmp_path, "ir", "vi", "good")
+    pair(tmp_path, "ir/night", "vi/night", "dark")
+    real_scandir = os.scandir
+
+    def scandir(path=".", *args, **kw):  # root can list anything: simulate a folder owned by someone else
+        if Path(os.fsdecode(path)) == tmp_path / "ir" / "night":
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_scandir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    res = discover(tmp_path)
+    assert list(res.pairs.pair_id) == [f"{tmp_path.name.lower()}-good"]
+    probs = res.problems.set_index("path")
+    assert probs.loc["ir/night", "kind"] == "unreadable" and "Permission denied" in probs.loc["ir/night", "message"]
+    assert probs.loc["vi/night/dark.png", "kind"] == "missing_ir"  # its partner is not silently dropped either

@@ -217,3 +217,33 @@ def test_cli_export_and_errors_are_one_line(inputs: dict, tmp_path: Path, capsys
     main(["download", str(out)])
     printed = capsys.readouterr().out
     assert "config b: 6 pairs" in printed and "person" in printed
+
+
+def test_a_killed_export_into_an_existing_folder_is_cleaned_by_the_next_run(inputs: dict, tmp_path: Path) -> None:
+    """Adding a config stages it in a temporary folder inside --out; after a SIGKILL that folder must be one that
+    `clean_stale_temps` (run at the start of `entitylabel run`) recognises and removes."""
+    import subprocess
+    import sys
+
+    from entitylabel.io import clean_stale_temps
+
+    out = tmp_path / "out"
+    _export(inputs, "a", out)
+    d = inputs["b"]
+    code = (
+        "import os, signal, sys\n"
+        "import entitylabel.export.stage as st\n"
+        "real = st._build_config\n"
+        "def killed(stage, *a, **k):\n"
+        "    real(stage, *a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "st._build_config = killed\n"
+        f"st.run_export({str(d['pairs'])!r}, {str(out)!r}, 'b', captions={str(d['captions'])!r}, "
+        f"entities={str(d['entities'])!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=os.environ)
+    assert proc.returncode == -9
+    left = [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and (left[0] / "data" / "b").is_dir()  # the killed run's staged config
+    assert clean_stale_temps(out) == left
+    assert _no_temp_left(out) and sorted(p.name for p in (out / "data").iterdir()) == ["a"]

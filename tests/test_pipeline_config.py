@@ -73,12 +73,22 @@ def test_good_file_paths_relative_to_the_file(tmp_path):
             "caption.prompts.1: prompt file not found",
         ),
         (GOOD.replace("batch_size: 2", "batch_size: [2"), ":8:", "YAML syntax error"),
+        (GOOD + "  options: {min_confidence: 0.4}\n", ":10:", "extract.options: unknown key"),
+        (GOOD + "  min_confidence: high\n", ":10:", "extract.min_confidence: expected a number"),
+        (GOOD + "  min_confidence: 1.5\n", ":10:", "extract.min_confidence: must be between 0.0 and 1.0"),
         ("- just\n- a list\n", "p.yaml", "must be a mapping"),
     ],
 )
 def test_mistakes_are_one_line_with_line_and_key(tmp_path, text, where, what):
     msg = _error(tmp_path, text)
     assert where in msg and what in msg, msg
+
+
+def test_vocabulary_by_shipped_name_as_on_the_cli(tmp_path):
+    cfg = load_config(_write(tmp_path, GOOD.replace(str(VOCAB), "ivif")))
+    assert cfg.extract.vocab == VOCAB
+    (tmp_path / "ivif").write_text("a file of that name wins, as on the CLI\n")
+    assert load_config(_write(tmp_path, GOOD.replace(str(VOCAB), "ivif"))).extract.vocab == tmp_path / "ivif"
 
 
 def test_unknown_key_lists_known_keys(tmp_path):
@@ -97,6 +107,8 @@ def test_overrides(tmp_path):
     cfg = load_config(_write(tmp_path, GOOD), external=tmp_path / "caps.jsonl")
     assert cfg.caption.use == "external" and cfg.caption.external == tmp_path / "caps.jsonl"
     assert "--data folder not found" in _error(tmp_path, GOOD, data=tmp_path / "nowhere")
+    moved = GOOD.replace("root: data", "root: moved-away")  # a value that is overridden is not checked
+    assert load_config(_write(tmp_path, moved), data=other).data.root == other
     assert "not both" in _error(tmp_path, GOOD, model="m", external=tmp_path / "caps.jsonl")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -176,3 +178,117 @@ def test_sixteen_bit_thermal_thumbnail(tmp_path):
     assert im.format == "JPEG" and im.mode == "L" and max(im.size) == 64 and im.size[0] > im.size[1]
     lo, hi = im.getextrema()
     assert hi - lo > 120  # stretched per image (raw values 20000..23999), not a near-black or flat frame
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "Traceback" not in err and "\n" not in err, err
+    return err
+
+
+def test_report_out_on_an_unwritable_path_is_one_line(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")  # root can write anywhere: a path under a regular file cannot be made
+    err = _one_line_error(capsys, ["report", str(run), "--out", str(blocker / "sub" / "page.html")])
+    assert str(blocker / "sub") in err and "cannot create" in err
+    (tmp_path / "page.html").mkdir()  # the page's name is taken by a folder
+    err = _one_line_error(capsys, ["report", str(run), "--out", str(tmp_path / "page.html")])
+    assert str(tmp_path / "page.html") in err and "is a folder" in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_report_in_a_read_only_run_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    run = make_run(tmp_path, n=2)
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kw):  # what a non-root user gets from a read-only folder
+        if dir is not None and Path(dir) == run:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    err = _one_line_error(capsys, ["report", str(run)])
+    assert str(run / "report.html") in err and "Permission denied" in err and "--out" in err
+    assert not (run / "report.html").exists()
+    main(["report", str(run), "--out", str(tmp_path / "elsewhere.html")])  # the hint works
+    assert (tmp_path / "elsewhere.html").is_file()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_report_in_a_chmod_read_only_run_folder(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    run.chmod(0o555)
+    try:
+        err = _one_line_error(capsys, ["report", str(run)])
+    finally:
+        run.chmod(0o755)
+    assert str(run) in err and "--out" in err
+
+
+def _tamper_pairs(run: Path, **columns) -> None:
+    from entitylabel.io import read_parquet_metadata
+    from entitylabel.pairs import PAIRS_SCHEMA
+
+    df = pd.read_parquet(run / "pairs.parquet")
+    for col, value in columns.items():
+        df.loc[0, col] = value
+    write_parquet(df, run / "pairs.parquet", schema=PAIRS_SCHEMA, metadata=read_parquet_metadata(run / "pairs.parquet"))
+
+
+@pytest.mark.parametrize("pid", ["a\0b", "../../x", ".x"])
+def test_pair_id_that_is_not_a_plain_name_is_one_line(tmp_path, capsys, pid):
+    run = make_run(tmp_path, n=2)
+    _tamper_pairs(run, pair_id=pid)
+    err = _one_line_error(capsys, ["report", str(run)])
+    assert "not a plain file name" in err and str(run / "pairs.parquet") in err
+    assert not (run / "report.html").exists()
+
+
+def test_image_path_outside_the_dataset_root_is_never_read(tmp_path, capsys):
+    from PIL import Image
+
+    run = make_run(tmp_path, n=2)
+    Image.new("L", (8, 8), 255).save(tmp_path / "private.png")  # a page is shared: it must not embed this
+    for rel in ("../private.png", str(tmp_path / "private.png")):
+        _tamper_pairs(run, vis_path=rel)
+        err = _one_line_error(capsys, ["report", str(run)])
+        assert repr(rel) in err and "inside the dataset root" in err
+    assert not (run / "report.html").exists()
+
+
+def test_huge_images_in_thumbnails_are_gaps_without_raw_warnings(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    run = make_run(tmp_path, n=2, size=(64, 48))
+    limit = Image.MAX_IMAGE_PIXELS
+    try:  # 64x48 over the limit: a warning; over twice the limit Pillow refuses (DecompressionBombError)
+        Image.MAX_IMAGE_PIXELS = 64 * 48 - 1
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            thumbs = _data(build_report(run).read_text(), "report-thumbs")
+        assert thumbs["toy-0000"][0] and thumbs["toy-0001"][1]  # over the limit: still shown
+        assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+        Image.MAX_IMAGE_PIXELS = 64 * 48 // 2 - 1
+        thumbs = _data(build_report(run).read_text(), "report-thumbs")
+        assert thumbs["toy-0000"] == [None, None]  # refused by Pillow: a gap, not a traceback
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def test_report_never_overwrites_a_file_that_is_not_a_review_page(tmp_path, capsys):
+    run = make_run(tmp_path, n=2)
+    manifest = (run / "pairs.parquet").read_bytes()
+    err = _one_line_error(capsys, ["report", str(run), "--out", str(run / "pairs.parquet")])
+    assert "not an entitylabel review page" in err and str(run / "pairs.parquet") in err
+    assert (run / "pairs.parquet").read_bytes() == manifest
+    build_report(run)  # rewriting its own page is what a rerun does
+    first = (run / "report.html").read_bytes()
+    assert build_report(run).read_bytes() == first

@@ -1,6 +1,6 @@
 """Stage 2, caption: batched, resumable, sharded VLM captioning of both modalities (and external captions).
 
-The names below load lazily, so reading the caption contract (`caption.shards.CAPTION_SCHEMA`) from another
+The names below load lazily, so reading the caption contract (`entitylabel.tables.CAPTION_SCHEMA`) from another
 stage does not import torch and transformers.
 """
 

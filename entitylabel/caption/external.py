@@ -8,9 +8,12 @@ in only one modality, also tells the modality; an optional `modality` column say
 
 Rows become `shard-external-<name>-NNNNN.parquet` with source `external:<name>:<modality>` (plain
 `external:<name>` when the modality is unknown): the IR and VIS captions of one file are two sources, so the
-extract stage can count them as two votes, as it does for a VLM's two modalities. Rows that match no pair,
-match several, or have no caption are not dropped silently: they go to `external-<name>.problems.parquet`
-and are counted in `external-<name>.json`.
+extract stage can count them as two votes, as it does for a VLM's two modalities. Rows that become no caption
+are not dropped silently: they go to `external-<name>.problems.parquet` with their reason (`PROBLEM_KINDS`),
+counted per reason in `external-<name>.json` and on the result (`problem_counts`, `note()`). A caption that is
+not a string (a list, an object, a number) is such a row, never its Python repr; so is every repeat of a
+(pair, modality, source) after its first row, which is the one kept (the tables and the labels agree). A file
+where no row matches any pair is an error naming the problems file.
 """
 
 from __future__ import annotations
@@ -28,12 +31,22 @@ import pyarrow as pa
 from ..errors import EntityLabelError
 from ..io import atomic_write_json, sha256_file, sha256_text, write_parquet
 from ..pairs import PairManifest, safe_name
-from .shards import fingerprint, is_done, plan_shards, remove_stale, write_shard
+from .shards import Shard, fingerprint, is_done, plan_shards, remove_stale, write_shard
 
 KEY_COLUMNS = ("image", "file_name", "filename", "file", "image_path", "path", "image_file")
 CAPTION_COLUMNS = ("caption", "text", "description", "answer")
 _MODALITY = {"vis": "vis", "visible": "vis", "rgb": "vis", "ir": "ir", "infrared": "ir", "thermal": "ir"}
 PROBLEM_SCHEMA = pa.schema([("row", pa.int64()), ("key", pa.string()), ("kind", pa.string()), ("message", pa.string())])
+# problem kind -> how the one-line note names it
+PROBLEM_KINDS = {
+    "unmatched": "matched no pair",
+    "ambiguous": "matched several pairs",
+    "no_key": "had no key",
+    "empty_caption": "had an empty caption",
+    "non_string_caption": "had a caption that is not text",
+    "bad_modality": "had an unknown modality",
+    "duplicate": "repeated a (pair, modality) caption",
+}
 
 
 @dataclass
@@ -44,7 +57,21 @@ class ExternalResult:
     problems: int  # rows reported in the problems file
     shards: int
     problems_path: Path
-    by_kind: dict[str, int]
+    problem_counts: dict[str, int]  # kind (PROBLEM_KINDS) -> rows, sorted by kind
+
+    @property
+    def by_kind(self) -> dict[str, int]:  # the earlier name
+        return self.problem_counts
+
+    def note(self) -> str | None:
+        """One line for the run summary, each reason counted apart; None when every row was imported."""
+        if not self.problems:
+            return None
+        parts = [f"{n} {PROBLEM_KINDS.get(k, k)}" for k, n in self.problem_counts.items()]
+        return (
+            f"external:{self.name}: {self.problems} of {self.rows} caption row(s) not imported "
+            f"({', '.join(parts)}): see {self.problems_path}"
+        )
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -76,8 +103,12 @@ def _pick(df: pd.DataFrame, names: Iterable[str]) -> str | None:
     return next((c for c in names if c in df.columns), None)
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and pd.isna(v))
+
+
 def _text(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
+    if _missing(v):
         return None
     s = str(v).strip()
     return s or None
@@ -137,67 +168,20 @@ def import_external(
             f"({', '.join(CAPTION_COLUMNS)}); found {', '.join(df.columns) or 'none'}",
             path=path,
         )
-    matcher = _Matcher(manifest)
     source = f"external:{name}"
-    rows: list[dict[str, Any]] = []
-    problems: list[dict[str, Any]] = []
-    get = {
-        c: df[c].tolist() if c in df.columns else [None] * len(df) for c in ("modality", "model", "prompt_id", "prompt")
-    }
-    for i, (key, caption) in enumerate(zip(df[key_col].tolist(), df[cap_col].tolist(), strict=True)):
-        key_s, caption_s = _text(key), _text(caption)
-        if key_s is None:
-            problems.append({"row": i, "key": None, "kind": "no_key", "message": f"empty {key_col}"})
-            continue
-        if key_col == "pair_id":
-            pid, mod, kind = (key_s, None, None) if key_s in matcher.pair_ids else (None, None, "unmatched")
-        else:
-            pid, mod, kind = matcher.match_file(key_s)
-        if kind:
-            what = "no pair has this" if kind == "unmatched" else "several pairs have this"
-            problems.append({"row": i, "key": key_s, "kind": kind, "message": f"{what} {key_col}"})
-            continue
-        given = _text(get["modality"][i])
-        if given is not None:
-            if given.lower() not in _MODALITY:
-                problems.append({"row": i, "key": key_s, "kind": "bad_modality", "message": f"modality {given!r}"})
-                continue
-            mod = _MODALITY[given.lower()]
-        if caption_s is None:
-            problems.append({"row": i, "key": key_s, "kind": "empty_caption", "message": "no caption text"})
-            continue
-        prompt = _text(get["prompt"][i])
-        rows.append(
-            {
-                "pair_id": pid,
-                "source": f"{source}:{mod}" if mod else source,
-                "modality": mod,
-                "caption": caption_s,
-                "model": _text(get["model"][i]),
-                "model_revision": None,
-                "prompt_id": _text(get["prompt_id"][i]),
-                "prompt_sha256": sha256_text(prompt) if prompt else None,
-                "decoding": None,
-                "n_tokens": None,
-                "truncated": False,
-                "error": None,
-            }
-        )
+    rows, problems = _sort_rows(df, key_col, cap_col, _Matcher(manifest), source)
     out.mkdir(parents=True, exist_ok=True)
-    prefix = f"shard-external-{name}"
-    shards = plan_shards(sorted({r["pair_id"] for r in rows}), max(1, shard_size), prefix)
-    remove_stale(out, shards, prefix)
-    settings = {"source": source, "file_sha256": sha256_file(path)}
-    by_pair: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_pair[r["pair_id"]].append(r)
-    for shard in shards:
-        fp = fingerprint(shard, settings)
-        if force or not is_done(shard, out, fp):
-            write_shard(shard, out, [r for p in shard.pair_ids for r in by_pair[p]], fp)
     problems_path = out / f"external-{name}.problems.parquet"
     write_parquet(pd.DataFrame(problems, columns=PROBLEM_SCHEMA.names), problems_path, schema=PROBLEM_SCHEMA)
     by_kind = dict(sorted(Counter(p["kind"] for p in problems).items()))
+    prefix = f"shard-external-{name}"
+    shards = plan_shards(sorted({r["pair_id"] for r in rows}), max(1, shard_size), prefix)
+    result = ExternalResult(name, len(df), len(rows), len(problems), len(shards), problems_path, by_kind)
+    if not rows:  # refused before any earlier import of this name is touched
+        what = f"no caption matched any pair ({result.note()})" if len(df) else "no caption rows in this file"
+        raise EntityLabelError(what, path=path)
+    settings = {"source": source, "file_sha256": sha256_file(path)}
+    _write_shards(out, shards, rows, settings, force)
     atomic_write_json(
         out / f"external-{name}.json",
         {
@@ -207,10 +191,94 @@ def import_external(
             "file_sha256": settings["file_sha256"],
             "rows": len(df),
             "matched": len(rows),
-            "pairs": len(by_pair),
+            "pairs": len({r["pair_id"] for r in rows}),
             "problems": len(problems),
             "problems_by_kind": by_kind,
             "shards": len(shards),
         },
     )
-    return ExternalResult(name, len(df), len(rows), len(problems), len(shards), problems_path, by_kind)
+    return result
+
+
+def _sort_rows(
+    df: pd.DataFrame, key_col: str, cap_col: str, matcher: _Matcher, source: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The file's rows as caption rows and problem rows; of repeated (pair, modality) captions the first wins."""
+    rows: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    get = {
+        c: df[c].tolist() if c in df.columns else [None] * len(df) for c in ("modality", "model", "prompt_id", "prompt")
+    }
+    seen: dict[tuple[str, str | None], int] = {}  # (pair, modality) -> row of its first caption
+    for i, (key, caption) in enumerate(zip(df[key_col].tolist(), df[cap_col].tolist(), strict=True)):
+        row, problem = _import_row(i, key, caption, key_col, matcher, {c: v[i] for c, v in get.items()}, source)
+        if row is not None and (row["pair_id"], row["modality"]) in seen:
+            first = seen[(row["pair_id"], row["modality"])]
+            msg = f"same pair, modality and source as row {first}, which is kept"
+            row, problem = None, {"row": i, "key": _text(key), "kind": "duplicate", "message": msg}
+        if row is None:
+            problems.append(problem)
+            continue
+        seen[(row["pair_id"], row["modality"])] = i
+        rows.append(row)
+    return rows, problems
+
+
+def _write_shards(
+    out: Path, shards: list[Shard], rows: list[dict[str, Any]], settings: dict[str, Any], force: bool
+) -> None:
+    """Write the shards not already done the same way; remove this import's shards beyond the plan."""
+    if shards:
+        remove_stale(out, shards, shards[0].prefix)
+    by_pair: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_pair[r["pair_id"]].append(r)
+    for shard in shards:
+        fp = fingerprint(shard, settings)
+        if force or not is_done(shard, out, fp):
+            write_shard(shard, out, [r for p in shard.pair_ids for r in by_pair[p]], fp)
+
+
+def _import_row(
+    i: int, key: Any, caption: Any, key_col: str, matcher: _Matcher, extra: dict[str, Any], source: str
+) -> tuple[dict[str, Any], None] | tuple[None, dict[str, Any]]:
+    """One input row as a caption row, or as a problem row saying why it is none."""
+    key_s = _text(key)
+
+    def problem(kind: str, message: str) -> tuple[None, dict[str, Any]]:
+        return None, {"row": i, "key": key_s, "kind": kind, "message": message}
+
+    if key_s is None:
+        return problem("no_key", f"empty {key_col}")
+    if key_col == "pair_id":
+        pid, mod, kind = (key_s, None, None) if key_s in matcher.pair_ids else (None, None, "unmatched")
+    else:
+        pid, mod, kind = matcher.match_file(key_s)
+    if kind:
+        return problem(kind, f"{'no pair has' if kind == 'unmatched' else 'several pairs have'} this {key_col}")
+    given = _text(extra["modality"])
+    if given is not None:
+        if given.lower() not in _MODALITY:
+            return problem("bad_modality", f"modality {given!r}")
+        mod = _MODALITY[given.lower()]
+    if not _missing(caption) and not isinstance(caption, str):
+        return problem("non_string_caption", f"caption is a {type(caption).__name__}, not text")
+    caption_s = _text(caption)
+    if caption_s is None:
+        return problem("empty_caption", "no caption text")
+    prompt = _text(extra["prompt"])
+    row = {
+        "pair_id": pid,
+        "source": f"{source}:{mod}" if mod else source,
+        "modality": mod,
+        "caption": caption_s,
+        "model": _text(extra["model"]),
+        "model_revision": None,
+        "prompt_id": _text(extra["prompt_id"]),
+        "prompt_sha256": sha256_text(prompt) if prompt else None,
+        "decoding": None,
+        "n_tokens": None,
+        "truncated": False,
+        "error": None,
+    }
+    return row, None

@@ -3,6 +3,9 @@
 One loader thread walks the batch plan ahead of the main thread: a small thread pool decodes the images of
 the next few batches (PIL releases the GIL while decoding), then the processor turns each batch into tensors.
 The main thread only generates. A bounded queue keeps at most `depth` prepared batches in memory.
+`batch_limit` (read before each batch is prepared) is how the model side asks for smaller batches after a
+CUDA out-of-memory error: the loader cuts every later batch to it, so generation keeps overlapping with
+loading; only the few batches already prepared are split on the main thread.
 """
 
 from __future__ import annotations
@@ -76,8 +79,10 @@ class Prefetcher:
         *,
         depth: int = 2,
         decode_workers: int = 2,
+        batch_limit: Callable[[], int] | None = None,
     ) -> None:
         self._batches = batches
+        self._limit = batch_limit
         self._prepare = prepare
         self._depth = max(1, depth)
         self._workers = max(1, decode_workers)
@@ -112,7 +117,8 @@ class Prefetcher:
                     if not ahead:
                         break
                     batch, futures = ahead.popleft()
-                    if not self._put(self._load(batch, [f.result() for f in futures])):
+                    decoded = [f.result() for f in futures]
+                    if not all(self._put(self._load(b, d)) for b, d in self._cut(batch, decoded)):
                         break
                 for _, futures in ahead:
                     for f in futures:
@@ -120,6 +126,12 @@ class Prefetcher:
             self._put(_END)
         except BaseException as e:  # hand any failure to the main thread
             self._put(_Failure(e))
+
+    def _cut(self, batch: Batch, decoded: list[Any]) -> Iterator[tuple[Batch, list[Any]]]:
+        """The batch as it is, or in pieces of the current limit (lowered after an out-of-memory error)."""
+        size = max(1, self._limit()) if self._limit is not None else len(batch.items)
+        for i in range(0, len(batch.items), max(1, size)):
+            yield Batch(batch.shard, batch.items[i : i + size]), decoded[i : i + size]
 
     def _load(self, batch: Batch, decoded: list[tuple[Image.Image | None, str | None]]) -> Loaded:
         images = [im for im, _ in decoded]

@@ -1,10 +1,11 @@
-"""Caption shards: the plan over the pair manifest, the Parquet schema, and the done markers.
+"""Caption shards: the plan over the pair manifest and writing shards with their done markers.
 
 Pairs sorted by pair_id are cut into shards of `shard_size` pairs; shard k is `shard-0000k.parquet`.
 A shard is written to a temporary file and renamed, then its `.done` marker is written; the marker holds a
 fingerprint of the shard's pairs and of every setting that shapes its captions, so a rerun skips a shard
 only when it is finished AND was made the same way. Rows are sorted by (pair_id, modality, prompt_id),
 so the same inputs give byte-identical files whatever the batch size or the number of processes.
+The schema and the folder layout readers rely on live in `entitylabel.tables`.
 """
 
 from __future__ import annotations
@@ -18,26 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from ..io import atomic_write_json, write_parquet
+from ..tables.layout import CAPTION_SCHEMA, finished_shard_files  # noqa: F401 - the tables module owns them
 
-CAPTION_SCHEMA = pa.schema(
-    [
-        ("pair_id", pa.string()),
-        ("source", pa.string()),
-        ("modality", pa.string()),
-        ("caption", pa.string()),
-        ("model", pa.string()),
-        ("model_revision", pa.string()),
-        ("prompt_id", pa.string()),
-        ("prompt_sha256", pa.string()),
-        ("decoding", pa.string()),
-        ("n_tokens", pa.int32()),
-        ("truncated", pa.bool_()),
-        ("error", pa.string()),
-    ]
-)
 SORT_KEY = ["pair_id", "modality", "prompt_id", "source"]
 
 
@@ -115,23 +100,3 @@ def remove_stale(folder: Path, shards: Sequence[Shard], prefix: str = "shard") -
             f.unlink(missing_ok=True)
             gone.append(f.name)
     return gone
-
-
-def finished_shard_files(folder: Path) -> list[Path]:
-    """The caption shards a later stage may read from a caption folder: `shard-*.parquet`, all finished.
-
-    Other Parquet files live beside them (`external-<name>.problems.parquet`), so readers must not glob
-    `*.parquet`. When the folder has done markers, a shard without its marker means an unfinished run: refuse.
-    """
-    from ..errors import EntityLabelError
-
-    shards = sorted(folder.glob("shard-*.parquet"))
-    if shards and any(folder.glob("shard-*.done")):
-        unfinished = [s.name for s in shards if not s.with_suffix(".done").exists()]
-        if unfinished:
-            raise EntityLabelError(
-                f"caption shard {unfinished[0]} has no .done marker ({len(unfinished)} unfinished)",
-                path=folder,
-                hint="let `entitylabel caption` finish (a rerun resumes) first",
-            )
-    return shards

@@ -6,7 +6,9 @@ header, kept as they are), with stable ordering and no dates, so the same folder
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +100,22 @@ def _code(obj: Any) -> str:
     )
 
 
+# Strings in the card come from data (dataset names in a manifest, model ids and sources in a caption table):
+# they are shown as text only, on one line, so none can add markup, a heading or a table column.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Plain text for a table cell or a sentence: one line, `|` escaped, HTML special characters escaped."""
+    return html.escape(_BREAKS.sub(" ", str(text)), quote=False).replace("|", "\\|")
+
+
+def _span(text: Any) -> str:
+    """An inline code span holding `text` literally, whatever backticks it contains (CommonMark's rule)."""
+    body = _BREAKS.sub(" ", str(text)).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    pad = " " if body.startswith("`") or body.endswith("`") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def _prompt_text(prompt_id: str | None, sha: str | None) -> str | None:
@@ -125,15 +141,16 @@ def _captions_section(info: dict[str, Any]) -> list[str]:
     lines = []
     for g in caps.get("vlm", []):
         lines.append(
-            f"- Captions ({g['modality']}): VLM `{g['model']}` at revision `{g['model_revision']}`, prompt "
-            f"`{g['prompt_id']}` (sha256 `{g['prompt_sha256']}`), decoding `{g['decoding']}`: {g['rows']} "
+            f"- Captions ({_cell(g['modality'])}): VLM {_span(g['model'])} at revision {_span(g['model_revision'])}, "
+            f"prompt {_span(g['prompt_id'])} (sha256 {_span(g['prompt_sha256'])}), decoding {_span(g['decoding'])}: "
+            f"{g['rows']} "
             f"caption(s), {g['errors']} error(s), {g['truncated']} stopped at the token limit."
         )
         text = _prompt_text(g["prompt_id"], g["prompt_sha256"])
         if text:
             lines.append(f'  Prompt text: "{_cell(text)}"')
     for source, count in (caps.get("external") or {}).items():
-        lines.append(f"- Captions imported from `{source}`: {count} row(s).")
+        lines.append(f"- Captions imported from {_span(source)}: {count} row(s).")
     chosen = f"prompt `{caps['primary_prompt']}` first, then " if caps.get("primary_prompt") else ""
     lines.append(
         f"- `caption_ir` / `caption_vis` hold one caption per modality: the first successful caption by "
@@ -149,7 +166,7 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
         return ["- Entities: none were exported with this config (`entities` is empty)."]
     space = ents.get("label_space") or {}
     lines = []
-    vocab = ", ".join(f"{k} `{v}`" for k, v in sorted(space.items()) if not isinstance(v, dict | list))
+    vocab = ", ".join(f"{_cell(k)} {_span(v)}" for k, v in sorted(space.items()) if not isinstance(v, dict | list))
     if vocab:
         lines.append(f"- Label space / vocabulary: {vocab}.")
     lines.append(f"- Label space: {len(info['label_space'])} names (`tables/{info['config']}/label_space.json`).")
@@ -205,11 +222,21 @@ def _frequency_table(info: dict[str, Any]) -> list[str]:
 
 
 def _body(infos: dict[str, dict], repo_id: str | None) -> str:
-    # an earlier export's --repo-id is kept when this one gives none
-    known = [infos[c].get("repo_id") for c in sorted(infos) if infos[c].get("repo_id")]
-    repo = repo_id or (known[0] if known else PLACEHOLDER_REPO)
-    first = next(iter(sorted(infos)), "default")
-    split = next(iter(infos[first]["splits"]), "train") if infos else "train"
+    """The card's Markdown below the YAML header, one section after another."""
+    out = [
+        *_overview(infos),
+        *_loading_section(infos, repo_id),
+        *_columns_section(),
+        *_splits_section(infos),
+        *_annotations_section(infos),
+        *_frequencies_section(infos),
+        *_credits_section(infos),
+    ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _overview(infos: dict[str, dict]) -> list[str]:
+    """Title, what the folder holds, and one table row per config."""
     out = [
         f"# {PRETTY_NAME}",
         "",
@@ -224,10 +251,20 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
         info = infos[name]
         splits = ", ".join(f"{s}: {v['num_examples']}" for s, v in info["splits"].items())
         out.append(
-            f"| `{name}` | {', '.join(info['datasets'])} | {splits} | {len(info['label_space'])} | "
+            f"| `{name}` | {_cell(', '.join(info['datasets']))} | {splits} | {len(info['label_space'])} | "
             f"{info['entitylabel_version']} |"
         )
-    out += [
+    return out
+
+
+def _loading_section(infos: dict[str, dict], repo_id: str | None) -> list[str]:
+    """A loading example for the first config and its first split."""
+    # an earlier export's --repo-id is kept when this one gives none
+    known = [infos[c].get("repo_id") for c in sorted(infos) if infos[c].get("repo_id")]
+    repo = repo_id or (known[0] if known else PLACEHOLDER_REPO)
+    first = next(iter(sorted(infos)), "default")
+    split = next(iter(infos[first]["splits"]), "train") if infos else "train"
+    return [
         "",
         "## Loading",
         "",
@@ -245,6 +282,12 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
         "",
         f'With the package: `import entitylabel; ds = entitylabel.load("{repo}", "{first}")`. Without images: '
         f'`pandas.read_parquet("hf://datasets/{repo}/tables/{first}/labels.parquet")`.',
+    ]
+
+
+def _columns_section() -> list[str]:
+    """The data columns, and the plain tables beside them."""
+    return [
         "",
         "## Columns",
         "",
@@ -257,14 +300,20 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
         "prompt hash, decoding), `entities.parquet` (per-entity support, confidence, source captions and "
         "mentions), `labels.parquet` (pair_id, split, entity names), `label_space.json`, `export.json` "
         "(everything this card says about the config).",
-        "",
-        "## Splits",
-        "",
     ]
+
+
+def _splits_section(infos: dict[str, dict]) -> list[str]:
+    out = ["", "## Splits", ""]
     for name in sorted(infos):
         method = SplitMethod(**infos[name]["split_method"])
         out.append(f"- `{name}`: {method.describe()}.")
-    out += ["", "## How the annotations were made", ""]
+    return out
+
+
+def _annotations_section(infos: dict[str, dict]) -> list[str]:
+    """Per config: where the captions came from and how the entities were extracted."""
+    out = ["", "## How the annotations were made", ""]
     for name in sorted(infos):
         info = infos[name]
         out += [
@@ -275,10 +324,19 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
             f"- Exported with entitylabel {info['entitylabel_version']}.",
             "",
         ]
-    out += ["## Label frequencies", "", "Pairs carrying each entity, per split.", ""]
+    return out
+
+
+def _frequencies_section(infos: dict[str, dict]) -> list[str]:
+    out = ["## Label frequencies", "", "Pairs carrying each entity, per split.", ""]
     for name in sorted(infos):
         out += [f"### `{name}`", "", *_frequency_table(infos[name]), ""]
-    out += [
+    return out
+
+
+def _credits_section(infos: dict[str, dict]) -> list[str]:
+    """Licence and citation of each source dataset, once each (a config named after its dataset adds none)."""
+    out = [
         "## Licence and credits",
         "",
         "The annotations (captions, entity labels) are machine-generated. The images keep the terms of "
@@ -298,7 +356,7 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
             else:
                 note = f" {src.note}" if src.note else ""
                 out.append(f"- **{src.name}** ({src.url}): licence: {src.licence}. Cite: {src.citation}{note}")
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def render_card(infos: dict[str, dict], *, repo_id: str | None = None, existing: Path | None = None) -> str:

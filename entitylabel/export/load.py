@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..datapaths import is_inside_path
 from ..errors import EntityLabelError
 from . import layout
 
@@ -61,6 +62,14 @@ def _card_configs(folder: Path) -> dict[str, dict[str, list[str]]]:
             for f in files
             if isinstance(f, dict)
         }
+    for name, splits in configs.items():  # a downloaded card must not make us read files beside the folder
+        for split, patterns in splits.items():
+            for pat in patterns:
+                if not is_inside_path(pat):
+                    raise EntityLabelError(
+                        f"config {name} split {split}: data file pattern {pat!r} points outside the dataset folder",
+                        path=card,
+                    )
     if not configs:
         raise EntityLabelError("the dataset card lists no configs", path=card)
     return configs
@@ -177,7 +186,7 @@ def load(repo_or_path: str | Path, config: str | None = None, **kwargs: Any) -> 
 
 def export_info(folder: str | Path, config: str) -> dict[str, Any]:
     """The export.json of one config in a local export folder (provenance, counts, split method)."""
-    path = layout.tables_dir(Path(folder), config) / layout.EXPORT_INFO
+    path = layout.tables_dir(Path(folder), layout.check_config_name(config)) / layout.EXPORT_INFO
     if not path.is_file():
         raise EntityLabelError("no export.json for this config", path=path)
     return json.loads(path.read_text(encoding="utf-8"))

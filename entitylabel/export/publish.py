@@ -78,7 +78,15 @@ def local_files(folder: Path) -> dict[str, int]:
     files = {}
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_symlink():  # export never writes links; one would upload (or hide) whatever it points to
+            raise EntityLabelError(
+                f"{rel.as_posix()} is a symbolic link; refusing to upload what it points to",
+                path=folder,
+                hint="remove the link (export writes plain files only)",
+            )
+        if p.is_file():
             files[rel.as_posix()] = p.stat().st_size
     return files
 

@@ -20,6 +20,7 @@ DEFAULT_TEST_FRACTION = 0.2
 _ALIASES = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation"}
 _SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")  # what `datasets` accepts as a split name in data_files
 SPLIT_ORDER = ("train", "validation", "test")
+_MAX_SPLIT_BYTES = 255 - len("-00000-of-00000.parquet")  # shard names are `<split>-0000i-of-0000N.parquet`
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ def normalise_split(name: str) -> str:
     split = _ALIASES.get(name.lower(), name.lower())
     if not _SPLIT_RE.match(split):
         raise EntityLabelError(f"split name {name!r} is not usable on the hub (letters, digits, '_' only)")
+    if len(split.encode("utf-8")) > _MAX_SPLIT_BYTES:
+        raise EntityLabelError(
+            f"split name {name!r} is too long: its shard file names would exceed 255 bytes "
+            f"(at most {_MAX_SPLIT_BYTES} bytes)"
+        )
     return split
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,12 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets import Features
 
 from .. import __version__
+from ..datapaths import check_manifest
 from ..errors import EntityLabelError
-from ..io import atomic_dir, atomic_write_text, dumps_json, ensure_writable_dir, write_parquet
+from ..io import atomic_dir, atomic_write_text, dumps_json, temp_dir_beside, write_parquet
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
 from . import layout
 from .card import render_card
@@ -188,24 +189,8 @@ def _build_config(
     primary = primary_captions(captions, caption_prompt) if captions is not None else {}
     by_split = _records(manifest, splits, primary, ents, label_space)
     check_images([r for recs in by_split.values() for r in recs])
-    ddir = layout.data_dir(root, config)
-    ddir.mkdir(parents=True)
-    split_infos, totals = {}, dict.fromkeys(label_space, 0)
-    for split in ordered_splits(list(by_split)):
-        written = write_split(by_split[split], split, ddir, features, shard_bytes=shard_bytes, progress=progress)
-        counts = dict.fromkeys(label_space, 0)
-        for r in by_split[split]:
-            for i in r.entities:
-                counts[label_space[i]] += 1
-        for n, c in counts.items():
-            totals[n] += c
-        split_infos[split] = {
-            "files": [f"{layout.DATA}/{config}/{f}" for f in written.files],
-            "num_examples": written.num_examples,
-            "num_bytes": written.num_bytes,
-            "label_counts": counts,
-            "unlabelled": sum(1 for r in by_split[split] if not r.entities),
-        }
+    split_infos = _write_data(root, config, by_split, features, label_space, shard_bytes, progress)
+    totals = {n: sum(s["label_counts"][n] for s in split_infos.values()) for n in label_space}
     _write_tables(layout.tables_dir(root, config), manifest, splits, captions, ents, label_space, totals)
     ids = set(manifest.df["pair_id"])
     return {
@@ -224,6 +209,44 @@ def _build_config(
     }
 
 
+def _write_data(
+    root: Path,
+    config: str,
+    by_split: dict[str, list[Record]],
+    features: Features,
+    label_space: list[str],
+    shard_bytes: int,
+    progress: Any,
+) -> dict[str, dict[str, Any]]:
+    """Write data/<config>/ split by split; return what export.json says of each split (files, sizes, counts)."""
+    ddir = layout.data_dir(root, config)
+    ddir.mkdir(parents=True)
+    split_infos = {}
+    for split in ordered_splits(list(by_split)):
+        written = write_split(by_split[split], split, ddir, features, shard_bytes=shard_bytes, progress=progress)
+        counts = dict.fromkeys(label_space, 0)
+        for r in by_split[split]:
+            for i in r.entities:
+                counts[label_space[i]] += 1
+        split_infos[split] = {
+            "files": [f"{layout.DATA}/{config}/{f}" for f in written.files],
+            "num_examples": written.num_examples,
+            "num_bytes": written.num_bytes,
+            "label_counts": counts,
+            "unlabelled": sum(1 for r in by_split[split] if not r.entities),
+        }
+    return split_infos
+
+
+def _is_dataset_card(path: Path) -> bool:
+    """A hub card starts with a `---` YAML header; any other README.md (a code repository's) is the user's."""
+    try:
+        with path.open("rb") as f:
+            return f.readline().rstrip(b"\r\n") == b"---"
+    except OSError:
+        return False
+
+
 def _swap_in(src: Path, dst: Path) -> None:
     """Replace `dst` by `src` (both folders); the old one is removed only once the new one is in place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +256,27 @@ def _swap_in(src: Path, dst: Path) -> None:
         os.replace(dst, old)
     os.replace(src, dst)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class _ConfigJob:
+    """One config to export: its inputs and the settings `_build_config` takes."""
+
+    config: str
+    manifest: PairManifest
+    captions: pd.DataFrame | None
+    ents: EntityInputs | None
+    repo_id: str | None
+    settings: dict[str, Any]  # caption_prompt, test_fraction, shard_bytes, progress
+
+    def build(self, root: Path) -> dict[str, Any]:
+        """Write the config's data, tables and export.json under `root`; return the export.json content."""
+        info = {
+            **_build_config(root, self.config, self.manifest, self.captions, self.ents, **self.settings),
+            "repo_id": self.repo_id,
+        }
+        _write_info(root, self.config, info)
+        return info
 
 
 def run_export(
@@ -259,51 +303,76 @@ def run_export(
     if shard_bytes <= 0:
         raise EntityLabelError(f"shard size must be positive, got {shard_bytes}")
     out = Path(out)
-    manifest = load_pairs(pairs, root=root)
-    if manifest.df.empty:
-        raise EntityLabelError("pair manifest has no pairs", path=pairs)
-    manifest.df = manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True)
+    manifest = _exported_manifest(pairs, root)
     caps = read_captions(captions) if captions is not None else None
     ents = read_entities(entities) if entities is not None else None
-    if out.exists() and not out.is_dir():
-        raise EntityLabelError("output exists and is not a folder", path=out)
-    infos = layout.read_config_infos(out) if out.is_dir() else {}
-    if config in infos and not overwrite:
-        raise EntityLabelError(f"config {config!r} already exists", path=out, hint="pass --overwrite to replace it")
-    _check_label_space(config, list(ents.label_space) if ents else [], infos, out)
+    infos = _configs_already_there(out, config, overwrite, list(ents.label_space) if ents else [])
     kw = dict(caption_prompt=caption_prompt, test_fraction=test_fraction, shard_bytes=shard_bytes, progress=progress)
-
-    if not out.exists():
-        with atomic_dir(out) as tmp:
-            info = {**_build_config(tmp, config, manifest, caps, ents, **kw), "repo_id": repo_id}
-            _write_info(tmp, config, info)
-            atomic_write_text(tmp / layout.CARD, render_card({config: info}, repo_id=repo_id))
-    else:
-        ensure_writable_dir(out)
-        stage = Path(tempfile.mkdtemp(prefix=f".export-{config}.", suffix=".tmp", dir=out))
-        try:
-            info = {**_build_config(stage, config, manifest, caps, ents, **kw), "repo_id": repo_id}
-            _write_info(stage, config, info)
-            card = render_card({**infos, config: info}, repo_id=repo_id, existing=out / layout.CARD)
-            atomic_write_text(stage / layout.CARD, card)
-            _swap_in(layout.data_dir(stage, config), layout.data_dir(out, config))
-            _swap_in(layout.tables_dir(stage, config), layout.tables_dir(out, config))
-            os.replace(stage / layout.CARD, out / layout.CARD)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-    splits = {s: v["num_examples"] for s, v in info["splits"].items()}
+    job = _ConfigJob(config, manifest, caps, ents, repo_id, kw)
+    info = _export_into_new_folder(out, job) if not out.exists() else _export_beside_others(out, job, infos)
     labelled = set(ents.labels) if ents else set()
     captioned = set(caps["pair_id"][caps["error"].isna()]) if caps is not None else set()
     return ExportResult(
         out=out,
         config=config,
-        splits=splits,
+        splits={s: v["num_examples"] for s, v in info["splits"].items()},
         files=[f for s in info["splits"].values() for f in s["files"]],
         n_labels=len(info["label_space"]),
         unlabelled=int((~manifest.df["pair_id"].isin(labelled)).sum()),
         uncaptioned=int((~manifest.df["pair_id"].isin(captioned)).sum()),
         configs=sorted({*infos, config}),
     )
+
+
+def _exported_manifest(pairs: str | Path, root: str | Path | None) -> PairManifest:
+    """The pair manifest, checked and sorted by pair id (the order every file of the config is written in)."""
+    manifest = load_pairs(pairs, root=root)
+    if manifest.df.empty:
+        raise EntityLabelError("pair manifest has no pairs", path=pairs)
+    check_manifest(manifest.df, pairs)  # a released dataset must not carry ids or files from outside
+    manifest.df = manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True)
+    return manifest
+
+
+def _configs_already_there(out: Path, config: str, overwrite: bool, label_space: list[str]) -> dict[str, dict]:
+    """export.json of every config already in `out`, once `out` is known to be a place this export may write."""
+    if out.exists() and not out.is_dir():
+        raise EntityLabelError("output exists and is not a folder", path=out)
+    if (out / layout.CARD).is_file() and not _is_dataset_card(out / layout.CARD):
+        raise EntityLabelError(
+            "is not a dataset card (no YAML header); refusing to replace it",
+            path=out / layout.CARD,
+            hint="export into a new or empty --out folder",
+        )
+    infos = layout.read_config_infos(out) if out.is_dir() else {}
+    if config in infos and not overwrite:
+        raise EntityLabelError(f"config {config!r} already exists", path=out, hint="pass --overwrite to replace it")
+    _check_label_space(config, label_space, infos, out)
+    return infos
+
+
+def _export_into_new_folder(out: Path, job: _ConfigJob) -> dict[str, Any]:
+    """A folder that does not exist yet is built whole beside it and renamed into place."""
+    with atomic_dir(out) as tmp:
+        info = job.build(tmp)
+        atomic_write_text(tmp / layout.CARD, render_card({job.config: info}, repo_id=job.repo_id))
+    return info
+
+
+def _export_beside_others(out: Path, job: _ConfigJob, infos: dict[str, dict]) -> dict[str, Any]:
+    """In an existing folder, build the config in a staging folder, then swap its two folders and the card in;
+    other configs' files are never touched."""
+    stage = temp_dir_beside(out / f"export-{job.config}")  # a killed export's leftover is cleaned on the next run
+    try:
+        info = job.build(stage)
+        card = render_card({**infos, job.config: info}, repo_id=job.repo_id, existing=out / layout.CARD)
+        atomic_write_text(stage / layout.CARD, card)
+        _swap_in(layout.data_dir(stage, job.config), layout.data_dir(out, job.config))
+        _swap_in(layout.tables_dir(stage, job.config), layout.tables_dir(out, job.config))
+        os.replace(stage / layout.CARD, out / layout.CARD)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return info
 
 
 def _write_info(root: Path, config: str, info: dict[str, Any]) -> None:

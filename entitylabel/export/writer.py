@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from datasets import Features, Image
 
 from ..errors import EntityLabelError
-from ..io import sha256_bytes
+from ..io import safe_child, sha256_bytes
 from .features import arrow_schema
 
 DEFAULT_SHARD_BYTES = 500 * 10**6  # the hub's default max shard size ("500MB")
@@ -163,8 +163,9 @@ def write_split(
     task = progress.add_task(f"export {split}", total=len(records)) if progress is not None else None
     files, num_bytes = [], 0
     for i, (start, stop) in enumerate(ranges):
-        name = f"{split}-{i:05d}-of-{len(ranges):05d}.parquet"
-        writer, cdc = _open_writer(folder / name, schema, options)
+        path = safe_child(folder, f"{split}-{i:05d}-of-{len(ranges):05d}", ".parquet")  # split names come from data
+        name = path.name
+        writer, cdc = _open_writer(path, schema, options)
         with writer:
             for lo in range(start, stop, ROW_GROUP_ROWS):
                 table = build_table(records[lo : min(lo + ROW_GROUP_ROWS, stop)], schema)

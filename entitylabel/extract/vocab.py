@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from ..errors import EntityLabelError
+from ..yaml_safe import NoAliasLoader
 
 TOP_KEYS = ("name", "version", "description", "credits", "meta", "entities")
 ENTITY_KEYS = ("synonyms", "category", "synset", "description")
@@ -309,7 +310,7 @@ def _read_yaml(p: Path) -> tuple[bytes, yaml.Node]:
     except UnicodeDecodeError as e:
         raise EntityLabelError(f"not UTF-8 text (byte {e.start})", path=p) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=NoAliasLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else p

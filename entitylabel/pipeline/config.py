@@ -10,83 +10,66 @@ got 'eight'`). Relative paths in the file are relative to the file's folder; pat
 from __future__ import annotations
 
 import dataclasses
-import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
 from ..errors import EntityLabelError
-from ..export.splits import DEFAULT_TEST_FRACTION
+from ..settings import (
+    CaptionSettings,
+    DiscoverSettings,
+    ExportSettings,
+    ExtractSettings,
+    ReportSettings,
+    Where,
+    build,
+    fields_of,
+    setting,
+)
+from ..yaml_safe import NoAliasLoader
 
 STAGES = ("discover", "caption", "extract", "export", "report")
+
+# Each section is its stage's settings (entitylabel/settings.py) plus the keys only a pipeline has.
+
+
+@dataclass
+class DataConfig(DiscoverSettings):
+    root: Path | None = setting(None, "dataset root (--data overrides)", fingerprint="path", exists="dir")
+    sample: int | None = setting(None, "root null: generate this many synthetic pairs", min=1)
+
+
+@dataclass
+class CaptionConfig(CaptionSettings):
+    use: Literal["vlm", "external", "auto"] = setting(
+        "vlm", "vlm, external (caption.external file), or auto (VLM if available)"
+    )
+
+
+@dataclass
+class ExtractConfig(ExtractSettings):
+    vocab: Path | None = setting(
+        None, "vocabulary YAML, or a shipped one by name: ivif, coco80 (required)", fingerprint="content",
+        exists="file", kind="vocab",
+    )  # fmt: skip
+
+
+@dataclass
+class ExportConfig(ExportSettings):
+    config: str | None = setting(None, "dataset config name; null = pipeline name")
+    out: Path | None = setting(None, "dataset folder; null = <run folder>/export", fingerprint="path")
+
+
+@dataclass
+class ReportConfig(ReportSettings):
+    enabled: bool = setting(True, "write the review page")
 
 
 def _meta(help: str, **kw: Any) -> dict[str, Any]:
     return {"help": help, **kw}
-
-
-@dataclass
-class DataConfig:
-    root: Path | None = field(default=None, metadata=_meta("dataset root (--data overrides)", exists="dir"))
-    layout: str | None = field(default=None, metadata=_meta("discover layout; null = auto-detect"))
-    dataset: str | None = field(default=None, metadata=_meta("dataset name used in pair ids"))
-    splits: list[str] | None = field(default=None, metadata=_meta("keep only these splits; null = all"))
-    sample: int | None = field(default=None, metadata=_meta("root null: generate this many synthetic pairs"))
-    workers: int = field(default=4, metadata=_meta("threads that read and hash images", min=1))
-
-
-@dataclass
-class CaptionConfig:
-    use: Literal["vlm", "external", "auto"] = field(
-        default="vlm", metadata=_meta("vlm, external (caption.external file), or auto (VLM if available)")
-    )
-    model: str | None = field(default=None, metadata=_meta("VLM hub id or local folder (--model overrides)"))
-    revision: str | None = None
-    prompts: list[str] = field(default_factory=lambda: ["default"], metadata=_meta("prompt ids, sets or files"))
-    modalities: list[Literal["vis", "ir"]] = field(default_factory=lambda: ["vis", "ir"])
-    batch_size: int = field(default=4, metadata=_meta("images per generate() call", min=1))
-    max_new_tokens: int = field(default=96, metadata=_meta("token limit per caption", min=1))
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    device: str = "auto"
-    shard_size: int = field(default=128, metadata=_meta("pairs per caption shard", min=1))
-    trust_remote_code: bool = False
-    external: Path | None = field(default=None, metadata=_meta("external caption file", exists="file"))
-    external_name: str | None = field(default=None, metadata=_meta("provenance name: external:<name>"))
-    options: dict[str, Any] = field(default_factory=dict, metadata=_meta("more run_caption keyword arguments"))
-
-
-@dataclass
-class ExtractConfig:
-    vocab: Path | None = field(default=None, metadata=_meta("vocabulary YAML (required)", exists="file"))
-    min_support: int = field(default=1, metadata=_meta("sources that must mention an entity", min=1))
-    min_pairs: int = field(default=1, metadata=_meta("pairs an entity needs to stay in the label space", min=1))
-    keep_hedged: bool = field(default=False, metadata=_meta("keep hedged mentions ('possibly a dog')"))
-    spacy_model: str | None = None
-    n_process: int = field(default=1, metadata=_meta("spaCy processes", min=1))
-    options: dict[str, Any] = field(default_factory=dict, metadata=_meta("more run_extract keyword arguments"))
-
-
-@dataclass
-class ExportConfig:
-    config: str | None = field(default=None, metadata=_meta("dataset config name; null = pipeline name"))
-    out: Path | None = field(default=None, metadata=_meta("dataset folder; null = <run folder>/export"))
-    test_fraction: float = field(
-        default=DEFAULT_TEST_FRACTION, metadata=_meta("hashed test split without split folders", min=0.0, max=1.0)
-    )
-    caption_prompt: str | None = None
-    options: dict[str, Any] = field(default_factory=dict, metadata=_meta("more run_export keyword arguments"))
-
-
-@dataclass
-class ReportConfig:
-    enabled: bool = True
-    page_size: int = field(default=50, metadata=_meta("pairs per page", min=1))
-    thumb_size: int = field(default=112, metadata=_meta("thumbnail size in pixels", min=16, max=512))
-    fused: Path | None = field(default=None, metadata=_meta("fused images folder", exists="dir"))
 
 
 @dataclass
@@ -117,14 +100,15 @@ class PipelineConfig:
 # ---- loading ------------------------------------------------------------------------------------------
 
 
-class _Where:
+class _Where(Where):
     """Line numbers of keys in the YAML file, by key path, for error messages."""
 
     def __init__(self, file: Path, text: str) -> None:
+        super().__init__(file.parent)
         self.file = file
         self.lines: dict[tuple[str, ...], int] = {}
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = yaml.compose(text, Loader=NoAliasLoader)
         except yaml.YAMLError:
             node = None
         if node is not None:
@@ -143,123 +127,6 @@ class _Where:
         where = f"{self.file}:{line}" if line else str(self.file)
         key = ".".join(path)
         return EntityLabelError(f"{key}: {message}" if key else message, path=where, hint=hint)
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    if tp is Path:
-        return "a path"
-    if origin is list:
-        return "a list"
-    if origin is dict or dataclasses.is_dataclass(tp):
-        return "a mapping"
-    if origin is Literal:
-        return "one of " + ", ".join(map(str, typing.get_args(tp)))
-    return str(tp)
-
-
-def _convert(value: Any, tp: Any, path: tuple[str, ...], where: _Where, base: Path, meta: dict) -> Any:
-    """Check `value` against the annotation `tp`; returns the converted value (paths resolved against `base`)."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(value, args[0], path, where, base, meta)
-    if value is None and dataclasses.is_dataclass(tp):  # an empty section (`data:`) means its defaults
-        return _build(tp, {}, path, where, base)
-    if value is None and origin is dict:
-        return {}
-    if value is None:
-        raise where.error(path, f"must not be empty (expected {_type_name(tp)})")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise where.error(path, f"expected a mapping, got {type(value).__name__}")
-        return _build(tp, value, path, where, base)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise where.error(path, f"expected one of {', '.join(map(str, choices))}, got {value!r}")
-        return value
-    if origin is list:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise where.error(path, f"expected a list, got {type(value).__name__}")
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, path + (str(i),), where, base, meta) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise where.error(path, f"expected a mapping, got {type(value).__name__}")
-        return {str(k): v for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise where.error(path, f"expected true or false, got {value!r}")
-        return value
-    if tp is int or tp is float:
-        ok = isinstance(value, int) if tp is int else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok:
-            raise where.error(path, f"expected {_type_name(tp)}, got {value!r}")
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and value < lo or hi is not None and value > hi:
-            rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-            raise where.error(path, f"must be {rng}, got {value!r}")
-        return tp(value)
-    if tp is str:
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise where.error(path, f"expected a string, got {type(value).__name__}")
-        return str(value)
-    if tp is Path:
-        if not isinstance(value, str) or not value.strip():
-            raise where.error(path, f"expected a path, got {value!r}")
-        p = Path(value).expanduser()
-        return Path(os.path.normpath(p if p.is_absolute() else base / p))
-    raise TypeError(f"unsupported annotation {tp!r}")  # a bug in the schema, not a user error
-
-
-def _build(cls: type, data: dict[str, Any], path: tuple[str, ...], where: _Where, base: Path) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        key = str(key)
-        if key not in fields:
-            known = ", ".join(fields)
-            raise where.error(path + (key,), "unknown key", hint=f"known keys here: {known}")
-        kwargs[key] = _convert(value, hints[key], path + (key,), where, base, dict(fields[key].metadata))
-    for name, f in fields.items():
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise where.error(path + (name,), "missing required key")
-    return cls(**kwargs)
-
-
-def _check_files(cfg: PipelineConfig, where: _Where) -> None:
-    """Files and folders named in the config must exist (after overrides)."""
-    for section in ("data", "caption", "extract", "export", "report"):
-        obj = getattr(cfg, section)
-        for f in dataclasses.fields(obj):
-            kind = f.metadata.get("exists")
-            value = getattr(obj, f.name)
-            if kind is None or value is None:
-                continue
-            ok = value.is_dir() if kind == "dir" else value.is_file()
-            if not ok:
-                what = "folder" if kind == "dir" else "file"
-                raise where.error((section, f.name), f"{what} not found: {value}")
-    for i, spec in enumerate(cfg.caption.prompts):
-        if spec.endswith(".txt") or "/" in spec:  # a prompt file or folder, not a built-in id
-            p = Path(spec) if Path(spec).is_absolute() else cfg.path.parent / spec
-            if not p.exists():
-                raise where.error(("caption", "prompts", str(i)), f"prompt file not found: {p}")
-            cfg.caption.prompts[i] = str(p)
 
 
 def _check_consistency(cfg: PipelineConfig, where: _Where) -> None:
@@ -303,7 +170,7 @@ def load_config(
     except (OSError, UnicodeDecodeError) as e:
         raise EntityLabelError(f"cannot read pipeline file ({e})", path=p) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=NoAliasLoader)  # safe: SafeLoader's constructors, no aliases
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
@@ -312,7 +179,10 @@ def load_config(
     w = _Where(p, text)
     if not isinstance(raw, dict):
         raise w.error((), "a pipeline file must be a mapping of keys (name, data, caption, ...)")
-    cfg: PipelineConfig = _build(PipelineConfig, raw, (), w, p.parent)
+    for given, section, key in ((data, "data", "root"), (external, "caption", "external")):
+        if given is not None and isinstance(raw.get(section), dict):  # overridden: the file's value is not checked
+            raw[section] = {k: v for k, v in raw[section].items() if k != key}
+    cfg: PipelineConfig = build(PipelineConfig, raw, (), w)
     cfg.path = p
     if data is not None:
         cfg.data.root = Path(data).expanduser()
@@ -329,7 +199,6 @@ def load_config(
             raise EntityLabelError("--external caption file not found", path=cfg.caption.external)
     if data is not None and cfg.data.root is not None and not cfg.data.root.is_dir():
         raise EntityLabelError("--data folder not found", path=cfg.data.root)
-    _check_files(cfg, w)
     _check_consistency(cfg, w)
     return cfg
 
@@ -340,9 +209,7 @@ def describe_schema() -> str:
 
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.metadata.get("internal"):
-                continue
+        for f in fields_of(cls):
             tp = hints[f.name]
             if dataclasses.is_dataclass(tp):
                 walk(tp, f"{prefix}{f.name}.")

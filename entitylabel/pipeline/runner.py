@@ -1,22 +1,29 @@
 """`run_pipeline`: discover -> caption -> extract -> export -> report, skipping what is already up to date.
 
 Each stage that finishes writes `stages/<stage>.json` in the run folder: the package version, the stage's
-settings, the content hashes of its inputs and of its outputs. A rerun skips a stage when the settings and
+settings, the content hashes of its inputs and the stamps of its outputs. A rerun skips a stage when the settings and
 input hashes it would use now equal the recorded ones and its recorded outputs are still there unchanged.
 Inputs are the previous stages' outputs (by content), so a change flows down exactly as far as it changes
 something: a new vocabulary changes extract's inputs, extract's new entities change export's and the
 report's inputs, while caption (which never reads the vocabulary) is skipped.
 
-What counts as an input or a setting, per stage:
-- discover: the dataset folder's file listing (path, size, mtime; discover itself hashes the image bytes),
-  root, layout, dataset name, split filter;
-- caption: the pairs (ids and image content hashes, not where the dataset lives), the model, revision,
-  prompt texts, modalities, decoding limits, dtype (batch size and device only change speed), or the
-  external caption file's bytes;
-- extract: caption files, vocabulary file bytes, pairs, denoising settings (n_process only changes speed);
-- export: pairs, captions, entities, config name and export settings;
-- report: pairs, captions, entities, fused images, page settings.
+Settings are the stage's section of the YAML, fingerprinted as `entitylabel/settings.py` declares (every
+setting except those that only change speed: batch sizes, devices, workers). Inputs, per stage:
+- discover: the dataset folder's file listing (path, size, mtime; discover itself hashes the image bytes);
+- caption: the pairs (ids and image content hashes, not where the dataset lives); the external caption
+  file's bytes are part of its settings;
+- extract: caption files, pairs (the vocabulary file's bytes are part of its settings);
+- export: pairs, captions, entities;
+- report: pairs, captions, entities, the exported split table (fused images by names, sizes and mtimes).
+Outputs are checked by names, sizes and mtimes, never by reading them again: a no-op run reads no image
+bytes. Each stage owns its outputs: an export owns its config's `data/<config>/` and `tables/<config>/`
+(and needs the shared dataset card), so pipelines that publish several configs into one folder do not
+mark each other's export as changed.
 The package version is recorded, not compared: after upgrading, `--force STAGE` redoes a stage.
+
+The run folder is locked while a run works (`lock.py`); temporaries that a killed run left behind are
+removed at the start. Captions made by a VLM are never deleted by a settings change: a rerun that would
+replace them stops and asks for `--force caption`.
 
 A failing stage raises `StageFailed` (one line naming the stage and the cause); its manifest is removed
 before it starts, so it can never be mistaken for done, and earlier stages' outputs are left alone.
@@ -24,21 +31,36 @@ before it starts, so it can never be mistaken for done, and earlier stages' outp
 
 from __future__ import annotations
 
-import inspect
+import contextlib
+import dataclasses
+import errno
 import json
 import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, settings
 from ..errors import EntityLabelError
-from ..io import atomic_write_json, atomic_write_text, dumps_json, sha256_file, sha256_text
-from .config import STAGES, PipelineConfig, load_config
+from ..io import (
+    atomic_write_json,
+    atomic_write_text,
+    clean_stale_temps,
+    dumps_json,
+    hash_tree,
+    sha256_text,
+    stamp_tree,
+    write_error,
+)
+from ..settings import CaptionSettings, DiscoverSettings, ExportSettings, ExtractSettings, ReportSettings
+from .config import STAGES, CaptionConfig, PipelineConfig, load_config
+from .lock import run_lock
+
+__all__ = ["StageFailed", "hash_tree", "manifest_path", "run_pipeline"]
 
 MANIFEST_DIR = "stages"
 RUN_LOG = "run.log.jsonl"
@@ -90,23 +112,6 @@ class PipelineResult:
 
 
 # ---- hashing ------------------------------------------------------------------------------------------
-
-
-def _skip_file(p: Path) -> bool:
-    return p.name.startswith(".") or p.name.endswith(".log.jsonl")
-
-
-def hash_tree(path: Path) -> str | None:
-    """Content hash of a file, or of a folder's files (relative names and bytes); None when absent."""
-    if path.is_file():
-        return sha256_file(path)
-    if not path.is_dir():
-        return None
-    lines = []
-    for f in sorted(path.rglob("*")):
-        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts) and not _skip_file(f):
-            lines.append(f"{f.relative_to(path).as_posix()}\t{sha256_file(f)}")
-    return sha256_text("\n".join(lines))
 
 
 def listing_hash(root: Path) -> str:
@@ -168,17 +173,6 @@ class _Ctx:
         return cfg.data.root if cfg.data.root is not None else self.run_dir / "sample"
 
 
-def _call(fn: Callable[..., Any], section: str, known: dict[str, Any], options: dict[str, Any], *args: Any) -> Any:
-    """Call a stage function with the YAML's settings, refusing a setting the function does not take."""
-    params = inspect.signature(fn).parameters
-    for key in options:
-        if key not in params or params[key].kind in (inspect.Parameter.VAR_POSITIONAL,):
-            ok = ", ".join(n for n, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY)
-            raise EntityLabelError(f"{section}.options.{key}: not a setting of {fn.__name__}", hint=f"known: {ok}")
-    kwargs = {**known, **options}
-    return fn(*args, **kwargs)
-
-
 # ---- the stages ---------------------------------------------------------------------------------------
 
 
@@ -199,13 +193,15 @@ def _sample(ctx: _Ctx) -> None:
         atomic_write_json(marker, want)
 
 
+def _discover_settings(ctx: _Ctx) -> Any:
+    """data.* as discover uses it: the dataset folder (or the generated sample) and its name."""
+    return dataclasses.replace(ctx.cfg.data, root=ctx.data_root.resolve(), dataset=_dataset_name(ctx))
+
+
 def discover_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
-    d = ctx.cfg.data
-    if d.root is None:
+    if ctx.cfg.data.root is None:
         _sample(ctx)
-    root = ctx.data_root.resolve()
-    settings = {"root": str(root), "layout": d.layout, "dataset": _dataset_name(ctx), "splits": d.splits}
-    return settings, {"listing": listing_hash(root)}
+    return settings.fingerprint(_discover_settings(ctx)), {"listing": listing_hash(ctx.data_root.resolve())}
 
 
 def _dataset_name(ctx: _Ctx) -> str | None:
@@ -216,33 +212,10 @@ def _dataset_name(ctx: _Ctx) -> str | None:
 
 def discover_run(ctx: _Ctx) -> None:
     from ..discover import run_discover
-    from ..io import read_parquet_metadata, write_parquet
-    from ..pairs import PAIRS_SCHEMA
 
-    d = ctx.cfg.data
-    run_discover(
-        ctx.data_root,
-        ctx.run_dir,
-        layout=d.layout,
-        dataset=_dataset_name(ctx),
-        workers=d.workers,
-        progress=ctx.progress,
-    )
-    if d.splits:
-        import pandas as pd
-
-        df = pd.read_parquet(ctx.pairs)
-        have = sorted(set(df["split"]))
-        unknown = [s for s in d.splits if s not in have]
-        if unknown:
-            raise EntityLabelError(f"data.splits: no split named {unknown} in this dataset (it has {have})")
-        meta = read_parquet_metadata(ctx.pairs)
-        kept = df[df["split"].isin(d.splits)].reset_index(drop=True)
-        write_parquet(kept, ctx.pairs, schema=PAIRS_SCHEMA, metadata=meta)
-    import pandas as pd
-
-    n = len(pd.read_parquet(ctx.pairs, columns=["pair_id"]))
-    if n == 0:
+    kw = settings.kwargs(_discover_settings(ctx), DiscoverSettings)
+    result = run_discover(ctx.data_root, ctx.run_dir, **kw, progress=ctx.progress)
+    if len(result.pairs) == 0:
         raise EntityLabelError("no IR/VIS pairs found", path=ctx.data_root, hint="check data.root / --data and layout")
 
 
@@ -287,118 +260,73 @@ def _caption_plan(ctx: _Ctx) -> dict[str, Any]:
     return ctx.caption_plan
 
 
-def caption_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
-    c = ctx.cfg.caption
-    plan = _caption_plan(ctx)
-    inputs: dict[str, Any] = {"pairs": pairs_key(ctx.pairs)}
-    if plan["mode"] == "external":
-        settings = {"mode": "external", "external_name": plan["name"], "shard_size": c.shard_size}
-        inputs["external"] = sha256_file(plan["external"]) if plan["external"].is_file() else None
-        return settings, inputs
-    from ..caption.prompts import resolve_prompts
+def _caption_settings(ctx: _Ctx) -> CaptionConfig:
+    """caption.* as the caption stage will use it: only the chosen source's settings are kept."""
+    c, plan = ctx.cfg.caption, _caption_plan(ctx)
+    if plan["mode"] == "external":  # the VLM settings play no part
+        return CaptionConfig(use="external", external=plan["external"], external_name=plan["name"],
+                             shard_size=c.shard_size)  # fmt: skip
+    return dataclasses.replace(c, use="vlm", external=None, external_name=None)
 
-    prompts = {p.id: sha256_text(f"{p.modality}\n{p.text}\n{p.prefix}") for p in resolve_prompts(c.prompts)}
-    settings = {
-        "mode": "vlm",
-        "model": c.model,
-        "revision": c.revision,
-        "prompts": prompts,
-        "modalities": list(c.modalities),
-        "max_new_tokens": c.max_new_tokens,
-        "dtype": c.dtype,
-        "trust_remote_code": c.trust_remote_code,
-        "shard_size": c.shard_size,
-        "options": c.options,
-    }
-    return settings, inputs
+
+def caption_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
+    return settings.fingerprint(_caption_settings(ctx)), {"pairs": pairs_key(ctx.pairs)}
+
+
+def _vlm_shards(folder: Path) -> list[Path]:
+    """Caption shards a VLM made (external ones are named shard-external-*)."""
+    return [p for p in sorted(folder.glob("shard-*.parquet")) if not p.name.startswith("shard-external-")]
 
 
 def caption_run(ctx: _Ctx) -> None:
     from ..caption.stage import run_caption
 
-    c, plan = ctx.cfg.caption, _caption_plan(ctx)
-    if plan["mode"] == "external":
-        known = {"external": plan["external"], "external_name": plan["name"], "shard_size": c.shard_size}
-    else:
-        known = {
-            "model": c.model,
-            "revision": c.revision,
-            "modalities": list(c.modalities),
-            "prompts": c.prompts,
-            "batch_size": c.batch_size,
-            "max_new_tokens": c.max_new_tokens,
-            "dtype": c.dtype,
-            "device": c.device,
-            "shard_size": c.shard_size,
-            "trust_remote_code": c.trust_remote_code,
-            "progress": ctx.progress,
-        }
-    result = _call(run_caption, "caption", known, c.options, ctx.pairs, ctx.captions)
-    ext = getattr(result, "external", None)
-    if ext is not None and getattr(ext, "problems", 0):
-        ctx.notes.append(f"{ext.problems} external caption row(s) matched no pair: see {ext.problems_path}")
+    plan = _caption_plan(ctx)
+    kw = settings.kwargs(_caption_settings(ctx), CaptionSettings)
+    result = run_caption(ctx.pairs, ctx.captions, **kw, progress=ctx.progress)
+    note = result.problem_note()  # external rows that were not imported, each reason counted apart
+    if note:
+        ctx.notes.append(note)
     if plan["notice"]:
         ctx.notes.append(plan["notice"])
 
 
 def extract_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
-    e = ctx.cfg.extract
-    settings = {
-        "min_support": e.min_support,
-        "min_pairs": e.min_pairs,
-        "keep_hedged": e.keep_hedged,
-        "spacy_model": e.spacy_model,
-        "options": e.options,
-    }
-    inputs = {
-        "pairs": pairs_key(ctx.pairs),
-        "captions": hash_tree(ctx.captions),
-        "vocab": sha256_file(e.vocab) if e.vocab and e.vocab.is_file() else None,
-    }
-    return settings, inputs
+    return settings.fingerprint(ctx.cfg.extract), {"pairs": pairs_key(ctx.pairs), "captions": hash_tree(ctx.captions)}
 
 
 def extract_run(ctx: _Ctx) -> None:
     from ..extract.stage import run_extract
 
     e = ctx.cfg.extract
-    known = {
-        "min_support": e.min_support,
-        "min_pairs": e.min_pairs,
-        "keep_hedged": e.keep_hedged,
-        "spacy_model": e.spacy_model,
-        "n_process": e.n_process,
-        "progress": ctx.progress,
-    }
-    _call(run_extract, "extract", known, e.options, ctx.captions, e.vocab, ctx.run_dir, ctx.pairs)
+    kw = settings.kwargs(e, ExtractSettings)
+    run_extract(ctx.captions, e.vocab, ctx.run_dir, ctx.pairs, **kw, progress=ctx.progress)
+
+
+def _export_settings(ctx: _Ctx) -> Any:
+    return dataclasses.replace(ctx.cfg.export, config=ctx.cfg.export_config, out=ctx.cfg.export_dir)
 
 
 def export_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
-    x = ctx.cfg.export
-    settings = {
-        "config": ctx.cfg.export_config,
-        "out": str(ctx.cfg.export_dir.resolve()),
-        "test_fraction": x.test_fraction,
-        "caption_prompt": x.caption_prompt,
-        "options": x.options,
-    }
     inputs = {"pairs": pairs_key(ctx.pairs), "captions": hash_tree(ctx.captions), "entities": hash_tree(ctx.entities)}
-    return settings, inputs
+    return settings.fingerprint(_export_settings(ctx)), inputs
 
 
 def export_run(ctx: _Ctx) -> None:
     from ..export.stage import run_export
 
-    x = ctx.cfg.export
-    known = {
-        "captions": ctx.captions,
-        "entities": ctx.entities,
-        "overwrite": True,
-        "test_fraction": x.test_fraction,
-        "caption_prompt": x.caption_prompt,
-        "progress": ctx.progress,
-    }
-    _call(run_export, "export", known, x.options, ctx.pairs, ctx.cfg.export_dir, ctx.cfg.export_config)
+    kw = settings.kwargs(ctx.cfg.export, ExportSettings)
+    out, config = ctx.cfg.export_dir, ctx.cfg.export_config
+    run_export(ctx.pairs, out, config, captions=ctx.captions, entities=ctx.entities, overwrite=True, **kw,
+               progress=ctx.progress)  # fmt: skip
+
+
+def _export_outputs(ctx: _Ctx) -> list[Path]:
+    """What one export config owns in a dataset folder that other configs share."""
+    from ..export import layout
+
+    out, config = ctx.cfg.export_dir, ctx.cfg.export_config
+    return [layout.data_dir(out, config), layout.tables_dir(out, config)]
 
 
 def _caption_notice(ctx: _Ctx) -> str:
@@ -407,34 +335,25 @@ def _caption_notice(ctx: _Ctx) -> str:
 
 
 def report_inputs(ctx: _Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
-    r = ctx.cfg.report
-    settings = {
-        "page_size": r.page_size,
-        "thumb_size": r.thumb_size,
-        "notice": _caption_notice(ctx),
-        "fused": str(r.fused) if r.fused else None,
-    }
+    fp = {**settings.fingerprint(ctx.cfg.report), "notice": _caption_notice(ctx)}
     exported = ctx.cfg.export_dir / "tables" / ctx.cfg.export_config / "pairs.parquet"
     inputs = {
         "pairs": hash_tree(ctx.pairs),
         "captions": hash_tree(ctx.captions),
         "entities": hash_tree(ctx.entities),
         "export_splits": hash_tree(exported),
-        "fused": hash_tree(r.fused) if r.fused else None,
     }
-    return settings, inputs
+    return fp, inputs
 
 
 def report_run(ctx: _Ctx) -> None:
     from ..report import build_report
 
-    r = ctx.cfg.report
+    kw = settings.kwargs(ctx.cfg.report, ReportSettings)
     build_report(
         ctx.run_dir,
         ctx.report,
-        page_size=r.page_size,
-        fused_dir=r.fused,
-        thumb_size=r.thumb_size,
+        **kw,
         export_dir=ctx.cfg.export_dir,
         notice=_caption_notice(ctx) or None,
         title=f"entitylabel review · {ctx.cfg.name}",
@@ -447,8 +366,9 @@ class _Stage:
     name: str
     inputs: Callable[[_Ctx], tuple[dict[str, Any], dict[str, Any]]]
     run: Callable[[_Ctx], None]
-    outputs: Callable[[_Ctx], list[Path]]
+    outputs: Callable[[_Ctx], list[Path]]  # what the stage owns: checked by names, sizes and mtimes
     needs: Callable[[_Ctx], list[Path]]  # what must exist when earlier stages are not run (--from)
+    shared: Callable[[_Ctx], list[Path]] = lambda c: []  # written by it but shared (the card): must exist
 
 
 _STAGES = {
@@ -462,7 +382,12 @@ _STAGES = {
     "caption": _Stage("caption", caption_inputs, caption_run, lambda c: [c.captions], lambda c: [c.pairs]),
     "extract": _Stage("extract", extract_inputs, extract_run, lambda c: [c.entities], lambda c: [c.pairs, c.captions]),
     "export": _Stage(
-        "export", export_inputs, export_run, lambda c: [c.cfg.export_dir], lambda c: [c.pairs, c.captions, c.entities]
+        "export",
+        export_inputs,
+        export_run,
+        _export_outputs,
+        lambda c: [c.pairs, c.captions, c.entities],
+        lambda c: [c.cfg.export_dir / "README.md"],
     ),
     "report": _Stage("report", report_inputs, report_run, lambda c: [c.report], lambda c: [c.pairs]),
 }
@@ -488,7 +413,9 @@ def _fingerprint(settings: dict[str, Any], inputs: dict[str, Any]) -> str:
 
 
 def _outputs(ctx: _Ctx, stage: _Stage) -> dict[str, str | None]:
-    return {_rel(p, ctx.run_dir): hash_tree(p) for p in stage.outputs(ctx)}
+    """Stamps (names, sizes, mtimes) of what the stage owns: no bytes are read, not even of big exports."""
+    stamps = {_rel(p, ctx.run_dir): stamp_tree(p) for p in stage.outputs(ctx)}
+    return {**stamps, **{_rel(p, ctx.run_dir): "exists" if p.exists() else None for p in stage.shared(ctx)}}
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -498,15 +425,15 @@ def _rel(p: Path, base: Path) -> str:
         return str(p.resolve())
 
 
-def _why_stale(old: dict[str, Any] | None, settings: dict, inputs: dict, ctx: _Ctx, stage: _Stage) -> str | None:
+def _why_stale(old: dict[str, Any] | None, fp: dict, inputs: dict, ctx: _Ctx, stage: _Stage) -> str | None:
     """None when the stage is up to date, else a short reason."""
     if old is None:
         return "never run"
-    if old.get("settings") != json.loads(dumps_json(settings)):
+    if old.get("settings") != json.loads(dumps_json(fp)):
         changed = sorted(
             k
-            for k in set(settings) | set(old.get("settings", {}))
-            if json.loads(dumps_json(settings.get(k))) != old.get("settings", {}).get(k)
+            for k in set(fp) | set(old.get("settings", {}))
+            if json.loads(dumps_json(fp.get(k))) != old.get("settings", {}).get(k)
         )
         return "settings changed: " + ", ".join(changed)
     if old.get("inputs") != inputs:
@@ -520,7 +447,7 @@ def _why_stale(old: dict[str, Any] | None, settings: dict, inputs: dict, ctx: _C
     return None
 
 
-def _write_manifest(ctx: _Ctx, stage: _Stage, settings: dict, inputs: dict) -> None:
+def _write_manifest(ctx: _Ctx, stage: _Stage, fp: dict, inputs: dict) -> None:
     extra = {"notice": _caption_plan(ctx)["notice"]} if stage.name == "caption" else {}
     atomic_write_json(
         manifest_path(ctx.run_dir, stage.name),
@@ -528,19 +455,25 @@ def _write_manifest(ctx: _Ctx, stage: _Stage, settings: dict, inputs: dict) -> N
             **extra,
             "stage": stage.name,
             "entitylabel_version": __version__,
-            "settings": settings,
+            "settings": fp,
             "inputs": inputs,
             "outputs": _outputs(ctx, stage),
-            "fingerprint": _fingerprint(settings, inputs),
+            "fingerprint": _fingerprint(fp, inputs),
         },
     )
 
 
 def _log_event(run_dir: Path, event: dict[str, Any]) -> None:
-    """Wall-clock events go to run.log.jsonl (not a data file: times differ run to run)."""
+    """Wall-clock events go to run.log.jsonl (not a data file: times differ run to run).
+
+    Best effort: a full disk must not turn the stage's own one-line error into a traceback about the log.
+    """
     event = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **event}
-    with open(run_dir / RUN_LOG, "a", encoding="utf-8") as f:
-        f.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+    try:
+        with open(run_dir / RUN_LOG, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event, sort_keys=True, default=str) + "\n")
+    except OSError:
+        pass
 
 
 # ---- the runner ---------------------------------------------------------------------------------------
@@ -589,12 +522,10 @@ def run_pipeline(
     if from_stage is not None:
         forced.add(first)
 
-    run_dir = cfg.run_dir
     from ..io import ensure_writable_dir
 
-    ensure_writable_dir(run_dir)
+    run_dir = ensure_writable_dir(cfg.run_dir)
     ctx = _Ctx(cfg, run_dir, progress, log or (lambda _m: None))
-    result = PipelineResult(run_dir=run_dir)
     active = STAGES[STAGES.index(first) : STAGES.index(last) + 1]
     for p in _STAGES[first].needs(ctx):
         if not p.exists():
@@ -603,54 +534,23 @@ def run_pipeline(
                 path=run_dir,
                 hint="run the earlier stages first (without --from)",
             )
-    _log_event(run_dir, {"event": "start", "config": str(cfg.path), "stages": list(active), "force": sorted(forced)})
+    with run_lock(run_dir):
+        for folder in dict.fromkeys([run_dir, cfg.export_dir]):  # what killed runs left: dead owners only
+            clean_stale_temps(folder)
+        return _run_stages(ctx, active, forced)
 
+
+def _run_stages(ctx: _Ctx, active: tuple[str, ...], forced: set[str]) -> PipelineResult:
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    result = PipelineResult(run_dir=run_dir)
+    _log_event(run_dir, {"event": "start", "config": str(cfg.path), "stages": list(active), "force": sorted(forced)})
     for name in STAGES:
-        stage = _STAGES[name]
         if name not in active:
             result.stages.append(StageOutcome(name, "not run", reason="outside --from/--until"))
-            continue
-        if name == "report" and not cfg.report.enabled:
+        elif name == "report" and not cfg.report.enabled:
             result.stages.append(StageOutcome(name, "disabled", reason="report.enabled is false"))
-            continue
-        try:
-            settings, inputs = stage.inputs(ctx)
-        except EntityLabelError as e:
-            raise StageFailed(name, str(e), hint=_kept_hint(result, run_dir)) from None
-        settings = json.loads(dumps_json(settings))
-        old = _read_manifest(run_dir, name)
-        why = "forced" if name in forced else _why_stale(old, settings, inputs, ctx, stage)
-        if why is None:
-            result.stages.append(StageOutcome(name, "skipped", reason="up to date"))
-            _log_event(run_dir, {"event": "skip", "stage": name})
-            continue
-        ctx.log(f"{name}: running ({why})")
-        manifest_path(run_dir, name).unlink(missing_ok=True)  # a half-done stage must never look finished
-        if name == "caption" and old is not None and old.get("settings") != settings and ctx.captions.is_dir():
-            shutil.rmtree(ctx.captions)  # captions made another way (other model or file) must not linger
-        t0 = time.perf_counter()
-        try:
-            stage.run(ctx)
-            settings, inputs = stage.inputs(ctx)  # discover may have generated inputs; hash what was used
-            settings = json.loads(dumps_json(settings))
-        except KeyboardInterrupt:
-            _log_event(run_dir, {"event": "interrupted", "stage": name})
-            raise
-        except EntityLabelError as e:
-            _log_event(run_dir, {"event": "failed", "stage": name, "error": str(e)})
-            raise StageFailed(name, str(e), hint=_kept_hint(result, run_dir)) from None
-        except Exception as e:  # a bug or an unexpected library error: keep the traceback in the run folder
-            tb = run_dir / MANIFEST_DIR / f"{name}.error.txt"
-            atomic_write_text(tb, traceback.format_exc())
-            _log_event(run_dir, {"event": "failed", "stage": name, "error": repr(e)})
-            raise StageFailed(
-                name, f"{type(e).__name__}: {e}", hint=f"traceback in {tb}; " + _kept_hint(result, run_dir)
-            ) from None
-        seconds = time.perf_counter() - t0
-        _write_manifest(ctx, stage, settings, inputs)
-        _log_event(run_dir, {"event": "ran", "stage": name, "seconds": round(seconds, 3), "why": why})
-        result.stages.append(StageOutcome(name, "ran", seconds, why))
-
+        else:
+            result.stages.append(_run_stage(ctx, _STAGES[name], name in forced, result))
     if (run_dir / MANIFEST_DIR / "export.json").is_file() and cfg.export_dir.is_dir():
         result.export = cfg.export_dir
     if ctx.report.is_file() and cfg.report.enabled:
@@ -659,6 +559,100 @@ def run_pipeline(
     result.notes = list(dict.fromkeys([*ctx.notes, *([notice] if notice else [])]))
     _log_event(run_dir, {"event": "end", "ran": result.ran})
     return result
+
+
+def _run_stage(ctx: _Ctx, stage: _Stage, forced: bool, result: PipelineResult) -> StageOutcome:
+    """Skip the stage when up to date, else run it and record its manifest."""
+    name, run_dir = stage.name, ctx.run_dir
+    try:
+        fp, inputs = stage.inputs(ctx)
+        fp = json.loads(dumps_json(fp))
+        old = _read_manifest(run_dir, name)
+        why = "forced" if forced else _why_stale(old, fp, inputs, ctx, stage)
+        if why is None:
+            _log_event(run_dir, {"event": "skip", "stage": name})
+            return StageOutcome(name, "skipped", reason="up to date")
+        if name == "caption":
+            _prepare_captions(ctx, old, fp, forced)
+    except EntityLabelError as e:
+        raise StageFailed(name, str(e), hint=_kept_hint(result, run_dir)) from None
+    ctx.log(f"{name}: running ({why})")
+    manifest_path(run_dir, name).unlink(missing_ok=True)  # a half-done stage must never look finished
+    t0 = time.perf_counter()
+    with _stage_errors(ctx, name, result):
+        stage.run(ctx)
+        fp, inputs = stage.inputs(ctx)  # discover may have generated inputs; hash what was used
+        _write_manifest(ctx, stage, json.loads(dumps_json(fp)), inputs)
+    seconds = time.perf_counter() - t0
+    _log_event(run_dir, {"event": "ran", "stage": name, "seconds": round(seconds, 3), "why": why})
+    return StageOutcome(name, "ran", seconds, why)
+
+
+def _prepare_captions(ctx: _Ctx, old: dict[str, Any] | None, fp: dict[str, Any], forced: bool) -> None:
+    """Before captioning with changed settings: never drop VLM captions unasked; drop cheap imported ones.
+
+    VLM shards stay when the model is the same (the caption stage redoes only the shards whose settings
+    changed); another source (another model, or an external file) replacing them needs `--force caption`.
+    Imported (external) shards are rebuilt from their file, so they are removed rather than mixed in.
+    """
+    folder = ctx.captions
+    if old is None or not folder.is_dir() or old.get("settings") == fp:
+        return
+    was = old.get("settings", {})
+    same_vlm = fp.get("use") == "vlm" and (was.get("model"), was.get("revision")) == (fp["model"], fp["revision"])
+    vlm = _vlm_shards(folder)
+    if vlm and not same_vlm and not forced:
+        made = f"the VLM {was['model']}" if was.get("model") else "a VLM"
+        raise EntityLabelError(
+            f"holds {len(vlm)} caption shard(s) made by {made}; captioning from "
+            f"{'the VLM ' + str(fp['model']) if fp.get('use') == 'vlm' else 'an external file'} would replace them",
+            path=folder,
+            hint="pass --force caption to replace them, or --out another run folder to keep both",
+        )
+    if vlm and not same_vlm:
+        shutil.rmtree(folder)  # forced: the user asked for the replacement
+        return
+    for f in folder.iterdir():  # imported captions of another file must not linger beside the new ones
+        if f.name.startswith(("shard-external-", "external-")):
+            f.unlink()
+
+
+@contextlib.contextmanager
+def _stage_errors(ctx: _Ctx, name: str, result: PipelineResult) -> Iterator[None]:
+    """Every failure of a running stage becomes one `StageFailed` line; earlier outputs are untouched."""
+    run_dir = ctx.run_dir
+    try:
+        yield
+    except KeyboardInterrupt:
+        _log_event(run_dir, {"event": "interrupted", "stage": name})
+        raise
+    except EntityLabelError as e:
+        _log_event(run_dir, {"event": "failed", "stage": name, "error": str(e)})
+        raise StageFailed(name, str(e), hint=_kept_hint(result, run_dir)) from None
+    except OSError as e:
+        if _is_write_error(e):  # disk full, read-only: saving a traceback would fail the same way
+            _log_event(run_dir, {"event": "failed", "stage": name, "error": repr(e)})
+            where = Path(e.filename) if e.filename else run_dir
+            raise StageFailed(name, str(write_error(e, where)), hint=_kept_hint(result, run_dir)) from None
+        raise StageFailed(name, *_save_traceback(run_dir, name, e, result)) from None
+    except Exception as e:  # a bug or an unexpected library error: keep the traceback in the run folder
+        raise StageFailed(name, *_save_traceback(run_dir, name, e, result)) from None
+
+
+def _is_write_error(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG) or "No space left" in str(e)
+
+
+def _save_traceback(run_dir: Path, name: str, e: Exception, result: PipelineResult) -> tuple[str, str]:
+    """(message, hint) for an unexpected error; the traceback goes to stages/<stage>.error.txt if it can."""
+    tb = run_dir / MANIFEST_DIR / f"{name}.error.txt"
+    _log_event(run_dir, {"event": "failed", "stage": name, "error": repr(e)})
+    try:
+        atomic_write_text(tb, traceback.format_exc())
+        saved = f"traceback in {tb}; "
+    except (OSError, EntityLabelError):
+        saved = "the traceback could not be saved either; "
+    return f"{type(e).__name__}: {e}", saved + _kept_hint(result, run_dir)
 
 
 def _kept_hint(result: PipelineResult, run_dir: Path) -> str:

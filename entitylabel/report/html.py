@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..datapaths import check_manifest
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS
-from ..io import atomic_write_text
-from .tables import build_payload, exported_splits, load_run
+from ..io import atomic_write_text, ensure_writable_dir
+from .tables import RunTables, build_payload, exported_splits, load_run
 from .thumbs import make_thumbnails
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
@@ -105,21 +106,62 @@ def build_report(
     if page_size < 1:
         raise EntityLabelError(f"page size must be at least 1, got {page_size}")
     out_path = Path(out) if out is not None else run / "report.html"
+    _check_out(out_path)  # before the thumbnails: a bad --out fails in a moment, not after minutes of work
+    tables, data_root = _load_tables(run, captions, entities, export_dir, root)
+    payload = build_payload(tables, max_rejected=max_rejected)
+    fused_path, fused = _fused_images(run, fused_dir)
+    thumbs = _thumbnails(tables, data_root, fused, thumb_size, workers, progress)
+    page_title = title or f"entitylabel review · {run.resolve().name}"
+    payload.update(
+        {
+            "title": page_title,
+            "notice": (notice if notice is not None else _recorded_notice(run)) or "",
+            "pageSize": int(page_size),
+            "thumbSize": int(thumb_size),
+            "fused": str(fused_path) if fused else "",
+            "generator": f"entitylabel {__version__}",
+        }
+    )
+    _write_page(out_path, _render_page(payload, thumbs, page_title))
+    return out_path
+
+
+def _load_tables(
+    run: Path,
+    captions: str | Path | None,
+    entities: str | Path | None,
+    export_dir: str | Path | None,
+    root: str | Path | None,
+) -> tuple[RunTables, Path]:
+    """The run's tables (each folder given, else its usual place in `run`) and the dataset root."""
     cap_path = Path(captions) if captions is not None else run / "captions"
     ent_dir = Path(entities) if entities is not None else run / "entities"
     tables, data_root = load_run(run / "pairs.parquet", cap_path, ent_dir, root=Path(root) if root else None)
-    exp = Path(export_dir) if export_dir is not None else run / "export"
-    exported = exported_splits(exp)
-    if exported:  # the train/test split export assigned (hashed when the dataset has no split folders)
+    check_manifest(tables.pairs, run / "pairs.parquet")  # ids key the page's data; paths are read for thumbnails
+    _use_exported_splits(tables, Path(export_dir) if export_dir is not None else run / "export")
+    return tables, data_root
+
+
+def _use_exported_splits(tables: RunTables, export_dir: Path) -> None:
+    """Show the train/test split export assigned (hashed when the dataset has no split folders), if any."""
+    exported = exported_splits(export_dir)
+    if exported:
         split = tables.pairs["pair_id"].map(exported)
         tables.pairs["split"] = split.where(split.notna(), tables.pairs["split"])
-    payload = build_payload(tables, max_rejected=max_rejected)
 
+
+def _fused_images(run: Path, fused_dir: str | Path | None) -> tuple[Path | None, dict[str, Path]]:
+    """The fused image folder (given, else `run/fused` when present) and its images by stem."""
     fused_path = Path(fused_dir) if fused_dir is not None else (run / "fused" if (run / "fused").is_dir() else None)
     if fused_path is not None and not fused_path.is_dir():
         raise EntityLabelError("fused image folder not found", path=fused_path)
-    fused = _index_fused(fused_path) if fused_path is not None else {}
+    return fused_path, _index_fused(fused_path) if fused_path is not None else {}
 
+
+def _thumbnails(
+    tables: RunTables, data_root: Path, fused: dict[str, Path], size: int, workers: int, progress: Any
+) -> dict[str, list[str | None]]:
+    """Base64 thumbnails per pair id: [ir, vis] or, with fused images, [ir, vis, fused] (None: not readable)."""
     jobs: list[tuple[str, Path | None, bool]] = []
     for row in tables.pairs.itertuples(index=False):
         pid = str(row.pair_id)
@@ -129,36 +171,30 @@ def build_report(
             jobs.append((f"{pid}\0fused", fused.get(pid) or fused.get(Path(row.ir_path).stem), False))
     task = progress.add_task("report thumbnails", total=len(jobs)) if progress is not None else None
     done = (lambda: progress.advance(task)) if task is not None else None
-    thumbs = make_thumbnails(jobs, thumb_size, workers=workers, on_done=done)
     by_pair: dict[str, list[str | None]] = {}
-    for key, b64 in thumbs.items():
+    for key, b64 in make_thumbnails(jobs, size, workers=workers, on_done=done).items():
         pid, kind = key.split("\0")
-        slot = {"ir": 0, "vis": 1, "fused": 2}[kind]
         entry = by_pair.setdefault(pid, [None, None, None] if fused else [None, None])
-        entry[slot] = b64
+        entry[{"ir": 0, "vis": 1, "fused": 2}[kind]] = b64
+    return by_pair
 
-    if notice is None:  # a run made by `entitylabel run` records where its captions came from
-        try:
-            notice = json.loads((run / "stages" / "caption.json").read_text(encoding="utf-8")).get("notice")
-        except (OSError, ValueError, AttributeError):
-            notice = None
-    page_title = title or f"entitylabel review · {run.resolve().name}"
-    payload.update(
-        {
-            "title": page_title,
-            "notice": notice or "",
-            "pageSize": int(page_size),
-            "thumbSize": int(thumb_size),
-            "fused": str(fused_path) if fused else "",
-            "generator": f"entitylabel {__version__}",
-        }
-    )
+
+def _recorded_notice(run: Path) -> str | None:
+    """The caption notice `entitylabel run` recorded for this run (where its captions came from), if any."""
+    try:
+        return json.loads((run / "stages" / "caption.json").read_text(encoding="utf-8")).get("notice")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _render_page(payload: dict[str, Any], thumbs: dict[str, list[str | None]], page_title: str) -> str:
+    """The HTML page: template filled with the data, the assets inline, and a CSP that allows only those."""
     script, style = _asset("report.js"), _asset("report.css")
     csp = (
         f"default-src 'none'; img-src data:; style-src {_csp_hash(style)}; "
         f"script-src {_csp_hash(script)}; base-uri 'none'; form-action 'none'"
     )
-    page = _fill(
+    return _fill(
         _asset("report.html"),
         {
             "CSP": csp,
@@ -166,12 +202,47 @@ def build_report(
             "TITLE": html.escape(page_title),
             "STYLE": style,
             "DATA": json_for_html(payload),
-            "THUMBS": json_for_html(by_pair),
+            "THUMBS": json_for_html(thumbs),
             "SCRIPT": script,
         },
     )
-    atomic_write_text(out_path, page)
-    return out_path
+
+
+def _write_page(out_path: Path, page: str) -> None:
+    """Write the page atomically; a failure is one line that says how to write it elsewhere."""
+    try:
+        atomic_write_text(out_path, page)
+    except EntityLabelError as e:  # io's one line for a read-only folder or a full disk; nothing half-written
+        raise EntityLabelError(str(e), hint=_OUT_HINT) from None
+    except OSError as e:
+        raise EntityLabelError(
+            f"cannot write the review page ({e.strerror or e})", path=out_path, hint=_OUT_HINT
+        ) from None
+
+
+_OUT_HINT = "pass --out to write the page elsewhere"
+
+
+def _check_out(out_path: Path) -> None:
+    """The page's folder exists (or can be made) and is writable, and its name is not taken by a folder or by
+    a file other than an earlier review page (`--out pairs.parquet` must not replace the manifest)."""
+    if out_path.is_dir():
+        raise EntityLabelError("output is a folder, not an HTML file name", path=out_path, hint=_OUT_HINT)
+    if out_path.is_file() and out_path.stat().st_size and not _is_review_page(out_path):
+        raise EntityLabelError(
+            "exists and is not an entitylabel review page; refusing to overwrite it", path=out_path, hint=_OUT_HINT
+        )
+    ensure_writable_dir(out_path.parent)
+
+
+def _is_review_page(path: Path) -> bool:
+    """A page this module wrote (its generator tag is near the top); anything else is never overwritten."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b'<meta name="generator" content="entitylabel ' in head
 
 
 def report_result(path: Path) -> ReportResult:

@@ -1,12 +1,12 @@
 """Read a run folder's tables (pairs, captions, entities, rejected) into the review page's data.
 
-Everything here follows the data contracts in CONVENTIONS.md; stages that have not run yet are simply
-absent from the page (a run with only pairs.parquet still gets thumbnails).
+Everything here follows the data contract in `entitylabel.tables` (captions come through its one reader,
+finished shards only); stages that have not run yet are simply absent from the page (a run with only
+pairs.parquet still gets thumbnails).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import EntityLabelError
-from .highlight import PhraseIndex, segments_from_search, segments_from_spans, status_kind
+from ..tables import finished_shard_files, load_pairs, read_caption_table
+from ..tables.entities import read_entity_frames
+from .highlight import PhraseIndex, Segment, segments_from_search, segments_from_spans, status_kind
 
 _MODALITY_ORDER = {"ir": 0, "vis": 1}
 # rejection reasons whose "phrase" is not text from a caption (a pair id, a problem code)
@@ -36,32 +37,11 @@ class RunTables:
     extract_info: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        return pd.read_parquet(path)
-    except Exception as e:  # pyarrow/pandas raise several types for damaged files
-        raise EntityLabelError(f"cannot read table ({e})", path=path) from None
-
-
 def read_captions(path: Path) -> pd.DataFrame | None:
-    """Caption rows from a caption folder (its shard-*.parquet) or one Parquet/JSONL file."""
-    if path.is_dir():  # the caption stage's shards; other Parquet there (problem lists) is not captions
-        files = sorted(path.glob("shard-*.parquet")) or sorted(
-            f for f in path.glob("*.parquet") if not f.name.endswith(".problems.parquet")
-        )
-        if not files:
-            return None
-        df = pd.concat([_read_table(f) for f in files], ignore_index=True)
-    elif path.is_file():
-        df = _read_table(path)
-    else:
+    """Caption rows of a caption folder (its finished shards) or one Parquet/JSONL file; None before captioning."""
+    if not path.exists() or (path.is_dir() and not finished_shard_files(path, skip_unfinished=True)):
         return None
-    missing = [c for c in ("pair_id", "source", "caption") if c not in df.columns]
-    if missing:
-        raise EntityLabelError(f"caption table lacks columns {missing}", path=path)
-    return df
+    return read_caption_table(path, skip_unfinished=True)
 
 
 def exported_splits(export_dir: Path) -> dict[str, str]:
@@ -76,32 +56,18 @@ def exported_splits(export_dir: Path) -> dict[str, str]:
     return found
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise EntityLabelError(f"cannot read JSON ({e})", path=path) from None
-
-
 def load_run(
     pairs_path: Path, captions_path: Path | None, entities_dir: Path | None, root: Path | None = None
 ) -> tuple[RunTables, Path]:
     """Load what exists of a run; returns the tables and the dataset root of the pair manifest."""
-    from ..pairs import load_pairs
-
     manifest = load_pairs(pairs_path, root=root)
     tables = RunTables(pairs=manifest.df.sort_values("pair_id", kind="stable").reset_index(drop=True))
     if captions_path is not None:
         tables.captions = read_captions(captions_path)
     if entities_dir is not None and entities_dir.is_dir():
-        for name in ("entities", "labels", "rejected", "mentions"):
-            p = entities_dir / f"{name}.parquet"
-            if p.is_file():
-                setattr(tables, name, _read_table(p))
-        tables.label_space = _read_json(entities_dir / "label_space.json")
-        tables.extract_info = _read_json(entities_dir / "extract.json")
+        frames, tables.label_space, tables.extract_info = read_entity_frames(entities_dir)
+        for name, frame in frames.items():
+            setattr(tables, name, frame)
     return tables, manifest.root
 
 
@@ -123,25 +89,93 @@ def _text(x: Any) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
 
 
+@dataclass
+class _Labels:
+    """The final labels: names per pair, how many pairs carry each name, and the label space's order."""
+
+    by_pair: dict[str, list[str]]
+    counts: dict[str, int]
+    names: list[str]
+
+
+@dataclass
+class _Highlighter:
+    """What marks a caption's words: exact mention spans when extract wrote them, else phrase search over the
+    accepted mentions of the caption's own source and the rejected phrases of the whole run."""
+
+    spans: dict[tuple[str, str], list[dict[str, Any]]]
+    accepted_by_src: dict[tuple[str, str], PhraseIndex]
+    rejected: PhraseIndex
+    _none: PhraseIndex = field(default_factory=PhraseIndex)  # for a caption with no accepted mention
+
+    def segments(self, pid: str, src: str, text: str) -> list[Segment]:
+        if (pid, src) in self.spans:
+            return segments_from_spans(text, self.spans[(pid, src)])
+        accepted = self.accepted_by_src.get((pid, src)) or self.accepted_by_src.get((pid, "*"), self._none)
+        return segments_from_search(text, accepted, self.rejected)
+
+
+@dataclass
+class _CaptionView:
+    """Captions per pair as the page shows them, and the counts its summary states."""
+
+    by_pair: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    truncated: int = 0
+    models: set[str] = field(default_factory=set)
+
+
 def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any]:
     """The JSON the page renders: pairs with caption segments and entity chips, chart and rejected data."""
-    pairs = tables.pairs
+    labels = _final_labels(tables)
+    chips, accepted_by_src = _entity_chips(tables, labels.by_pair)
+    rejected_index, rejected_rows = _rejected(tables, max_rejected)
+    spans = _mention_spans(tables)
+    captions = _caption_view(tables, _Highlighter(spans, accepted_by_src, rejected_index))
+    records = [
+        {
+            "id": str(row.pair_id),
+            "split": _text(row.split),
+            "size": f"{int(row.width)}x{int(row.height)}" if _num(row.width) is not None else "",
+            "caps": captions.by_pair.get(str(row.pair_id), []),
+            "ents": chips.get(str(row.pair_id), []),
+        }
+        for row in tables.pairs.itertuples(index=False)
+    ]
+    return {
+        "pairs": records,
+        "labels": labels.names,
+        "labelCounts": {n: labels.counts.get(n, 0) for n in labels.names},
+        "splits": sorted({r["split"] for r in records}),
+        "rejected": rejected_rows,
+        "rejectedTotal": int(len(tables.rejected)) if tables.rejected is not None else 0,
+        "summary": _summary(tables, records, labels, captions, exact_spans=bool(spans)),
+    }
 
-    # Label space: the extract stage's order, else names by frequency.
-    labels_by_pair: dict[str, list[str]] = {}
+
+def _final_labels(tables: RunTables) -> _Labels:
+    """Labels per pair; the label space in the extract stage's order, else names by frequency."""
+    by_pair: dict[str, list[str]] = {}
     if tables.labels is not None:
         for pid, ents in zip(tables.labels["pair_id"], tables.labels["entities"], strict=True):
-            labels_by_pair[str(pid)] = [str(e) for e in _as_list(ents)]
+            by_pair[str(pid)] = [str(e) for e in _as_list(ents)]
     counts: dict[str, int] = {}
-    for ents in labels_by_pair.values():
+    for ents in by_pair.values():
         for e in ents:
             counts[e] = counts.get(e, 0) + 1
     names = [str(n) for n in tables.label_space.get("names", [])] or sorted(counts, key=lambda n: (-counts[n], n))
     for n in sorted(set(counts) - set(names)):
         names.append(n)
+    return _Labels(by_pair, counts, names)
 
-    # Entity candidates per pair (chips), final labels flagged.
-    ents_by_pair: dict[str, list[list[Any]]] = {}
+
+def _entity_chips(
+    tables: RunTables, labels_by_pair: dict[str, list[str]]
+) -> tuple[dict[str, list[list[Any]]], dict[tuple[str, str], PhraseIndex]]:
+    """Entity candidates per pair as chips `[name, confidence, final, sources, support]`, final labels first;
+    and the accepted mentions per (pair, source) for highlighting."""
+    chips: dict[str, list[list[Any]]] = {}
     accepted_by_src: dict[tuple[str, str], PhraseIndex] = {}
     if tables.entities is not None:
         df = tables.entities
@@ -155,7 +189,7 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
                 final = ent in labels_by_pair.get(pid, ())
             else:
                 final = bool(acc) if acc is not None else True
-            ents_by_pair.setdefault(pid, []).append(
+            chips.setdefault(pid, []).append(
                 [ent, _num(conf), 1 if final else 0, [str(s) for s in _as_list(srcs)], _num(sup)]
             )
             # A mention is marked as accepted only in the captions of the sources that voted for it.
@@ -164,117 +198,100 @@ def build_payload(tables: RunTables, *, max_rejected: int = 50) -> dict[str, Any
                 for m in _as_list(ments):
                     index.add(str(m), "ok", ent)
     for pid, labs in labels_by_pair.items():  # a label without an entities row still gets a chip
-        have = {e[0] for e in ents_by_pair.get(pid, [])}
+        have = {e[0] for e in chips.get(pid, [])}
         for lab in labs:
             if lab not in have:
-                ents_by_pair.setdefault(pid, []).append([lab, None, 1, [], None])
-    for chips in ents_by_pair.values():
-        chips.sort(key=lambda c: (-c[2], -(c[1] if c[1] is not None else -1), c[0]))
+                chips.setdefault(pid, []).append([lab, None, 1, [], None])
+    for pair_chips in chips.values():
+        pair_chips.sort(key=lambda c: (-c[2], -(c[1] if c[1] is not None else -1), c[0]))
+    return chips, accepted_by_src
 
-    # Rejected phrases: a global phrase index for highlighting, and the curator's top list.
-    rejected_index = PhraseIndex()
-    rejected_rows: list[dict[str, Any]] = []
-    if tables.rejected is not None and len(tables.rejected):
-        rej = tables.rejected.copy()
-        if "count" not in rej.columns:
-            rej["count"] = 1
-        rej = rej.sort_values(["count", "phrase"], ascending=[False, True], kind="stable")
-        recs = rej.to_dict("records")
-        for r in recs:
-            reason = _text(r.get("reason"))
-            if reason in _NOT_PHRASES:
-                continue
-            rejected_index.add(_text(r.get("phrase")), status_kind(reason), reason)
-        for r in recs[:max_rejected]:
-            reason = _text(r.get("reason"))
-            rejected_rows.append(
-                {
-                    "phrase": _text(r.get("phrase")),
-                    "lemma": _text(r.get("lemma")),
-                    "reason": reason,
-                    "kind": status_kind(reason),
-                    "count": int(r["count"]) if _num(r.get("count")) is not None else 0,
-                    "pair": _text(r.get("example_pair_id")),
-                    "caption": _text(r.get("example_caption")),
-                }
-            )
 
-    # Exact mention spans, when the extract stage wrote them.
+def _rejected(tables: RunTables, max_rejected: int) -> tuple[PhraseIndex, list[dict[str, Any]]]:
+    """Rejected phrases: a global phrase index for highlighting, and the curator's top list (most frequent)."""
+    index = PhraseIndex()
+    if tables.rejected is None or not len(tables.rejected):
+        return index, []
+    rej = tables.rejected.copy()
+    if "count" not in rej.columns:
+        rej["count"] = 1
+    recs = rej.sort_values(["count", "phrase"], ascending=[False, True], kind="stable").to_dict("records")
+    for r in recs:
+        reason = _text(r.get("reason"))
+        if reason not in _NOT_PHRASES:
+            index.add(_text(r.get("phrase")), status_kind(reason), reason)
+    return index, [_rejected_row(r) for r in recs[:max_rejected]]
+
+
+def _rejected_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One row of the curator's list, with an example caption the phrase came from."""
+    reason = _text(r.get("reason"))
+    return {
+        "phrase": _text(r.get("phrase")),
+        "lemma": _text(r.get("lemma")),
+        "reason": reason,
+        "kind": status_kind(reason),
+        "count": int(r["count"]) if _num(r.get("count")) is not None else 0,
+        "pair": _text(r.get("example_pair_id")),
+        "caption": _text(r.get("example_caption")),
+    }
+
+
+def _mention_spans(tables: RunTables) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Exact mention spans per (pair, source), when the extract stage wrote them."""
     spans: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if tables.mentions is not None and len(tables.mentions):
         for rec in tables.mentions.to_dict("records"):
             spans.setdefault((str(rec["pair_id"]), str(rec.get("source", ""))), []).append(rec)
+    return spans
 
-    caps_by_pair: dict[str, list[dict[str, Any]]] = {}
-    sources: dict[str, int] = {}
-    n_failed = n_trunc = 0
-    models: set[str] = set()
-    if tables.captions is not None:
-        df = tables.captions
-        recs = df.to_dict("records")
-        recs.sort(key=lambda r: (str(r["pair_id"]), _MODALITY_ORDER.get(_text(r.get("modality")), 9), str(r["source"])))
-        empty = PhraseIndex()
-        for r in recs:
-            pid, src, text = str(r["pair_id"]), str(r["source"]), _text(r.get("caption"))
-            err = _text(r.get("error")) or None
-            trunc = bool(r.get("truncated")) if r.get("truncated") is not None else False
-            n_failed += err is not None
-            n_trunc += trunc
-            sources[src] = sources.get(src, 0) + 1
-            if _text(r.get("model")):
-                models.add(_text(r.get("model")))
-            if (pid, src) in spans:
-                segs = segments_from_spans(text, spans[(pid, src)])
-            else:
-                accepted = accepted_by_src.get((pid, src)) or accepted_by_src.get((pid, "*"), empty)
-                segs = segments_from_search(text, accepted, rejected_index)
-            cap: dict[str, Any] = {"src": src, "mod": _text(r.get("modality")), "seg": segs}
-            if err:
-                cap["err"] = err
-            if trunc:
-                cap["trunc"] = 1
-            caps_by_pair.setdefault(pid, []).append(cap)
 
-    records = []
-    for row in pairs.itertuples(index=False):
-        pid = str(row.pair_id)
-        records.append(
-            {
-                "id": pid,
-                "split": _text(row.split),
-                "size": f"{int(row.width)}x{int(row.height)}" if _num(row.width) is not None else "",
-                "caps": caps_by_pair.get(pid, []),
-                "ents": ents_by_pair.get(pid, []),
-            }
-        )
+def _caption_view(tables: RunTables, highlighter: _Highlighter) -> _CaptionView:
+    """Each pair's captions (IR first, then VIS, then by source) as highlighted segments, with the counts."""
+    view = _CaptionView()
+    if tables.captions is None:
+        return view
+    recs = tables.captions.to_dict("records")
+    recs.sort(key=lambda r: (str(r["pair_id"]), _MODALITY_ORDER.get(_text(r.get("modality")), 9), str(r["source"])))
+    for r in recs:
+        pid, src, text = str(r["pair_id"]), str(r["source"]), _text(r.get("caption"))
+        err = _text(r.get("error")) or None
+        trunc = bool(r.get("truncated")) if r.get("truncated") is not None else False
+        view.failed += err is not None
+        view.truncated += trunc
+        view.sources[src] = view.sources.get(src, 0) + 1
+        if _text(r.get("model")):
+            view.models.add(_text(r.get("model")))
+        cap: dict[str, Any] = {"src": src, "mod": _text(r.get("modality")), "seg": highlighter.segments(pid, src, text)}
+        if err:
+            cap["err"] = err
+        if trunc:
+            cap["trunc"] = 1
+        view.by_pair.setdefault(pid, []).append(cap)
+    return view
 
-    label_counts = {n: counts.get(n, 0) for n in names}
-    splits = sorted({r["split"] for r in records})
+
+def _summary(
+    tables: RunTables, records: list[dict[str, Any]], labels: _Labels, captions: _CaptionView, *, exact_spans: bool
+) -> dict[str, Any]:
+    """The page's summary block: counts, caption provenance, vocabulary and which stages have run."""
     dropped = tables.label_space.get("dropped") or tables.extract_info.get("dropped_labels") or []
     return {
-        "pairs": records,
-        "labels": names,
-        "labelCounts": label_counts,
-        "splits": splits,
-        "rejected": rejected_rows,
-        "rejectedTotal": int(len(tables.rejected)) if tables.rejected is not None else 0,
-        "summary": {
-            "pairs": len(records),
-            "captions": int(len(tables.captions)) if tables.captions is not None else 0,
-            "failedCaptions": int(n_failed),
-            "truncatedCaptions": int(n_trunc),
-            "sources": dict(sorted(sources.items())),
-            "models": sorted(models),
-            "pairsWithLabels": sum(1 for labs in labels_by_pair.values() if labs),
-            "vocabSha256": _text(tables.label_space.get("vocab_sha256")),
-            "vocabVersion": _text(tables.label_space.get("vocab_version")),
-            "droppedLabels": [str(d) for d in (dropped if isinstance(dropped, list) else list(dropped))],
-            "spans": "exact" if spans else "phrase search",
-            "stages": {
-                "captions": tables.captions is not None,
-                "entities": tables.entities is not None,
-                "labels": tables.labels is not None,
-                "rejected": tables.rejected is not None,
-            },
+        "pairs": len(records),
+        "captions": int(len(tables.captions)) if tables.captions is not None else 0,
+        "failedCaptions": int(captions.failed),
+        "truncatedCaptions": int(captions.truncated),
+        "sources": dict(sorted(captions.sources.items())),
+        "models": sorted(captions.models),
+        "pairsWithLabels": sum(1 for labs in labels.by_pair.values() if labs),
+        "vocabSha256": _text(tables.label_space.get("vocab_sha256")),
+        "vocabVersion": _text(tables.label_space.get("vocab_version")),
+        "droppedLabels": [str(d) for d in (dropped if isinstance(dropped, list) else list(dropped))],
+        "spans": "exact" if exact_spans else "phrase search",
+        "stages": {
+            "captions": tables.captions is not None,
+            "entities": tables.entities is not None,
+            "labels": tables.labels is not None,
+            "rejected": tables.rejected is not None,
         },
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,8 @@ def thumbnail_b64(path: str | Path, size: int = 112, *, gray: bool = False, qual
             im = to_8bit(im).convert("L" if gray else "RGB")
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=quality, optimize=True)
-    except (OSError, ValueError, SyntaxError):  # missing, truncated or not an image: the page shows a gap
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # missing, truncated, not an image
+        # or too large for Pillow to decode safely: the page shows a gap (discover reported the file)
         return None
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -45,5 +47,8 @@ def make_thumbnails(
             on_done()
         return key, result
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    # Huge images are discover's `large_image` rows; Pillow's raw warning is not repeated here. The filter
+    # is set in the calling thread around the whole pool (catch_warnings is not thread-safe).
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return dict(pool.map(one, jobs))
