@@ -286,3 +286,18 @@ def test_card_states_how_confidences_were_obtained(setup, tmp_path):
     text = "\n".join(_entities_section(info))
     assert "calibrated estimate of P(entity in pair)" in text
     assert f"confidence >= 0.35. Estimated precision of the released labels at that threshold: {expected:.3f}" in text
+
+
+def test_a_killed_runs_temporary_folder_is_removed_by_the_next_run(setup, tmp_path):
+    import subprocess
+    import sys
+
+    from entitylabel.io import _HOST
+
+    captions, vocab = setup
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / "run" / f".entities.pid{int(dead.stdout)}-{_HOST}.x1y2.tmp"
+    (stale / "half").mkdir(parents=True)  # what a SIGKILL during the write leaves behind
+    run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
+    assert not stale.exists() and (tmp_path / "run" / "entities" / "labels.parquet").is_file()
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["entities"]

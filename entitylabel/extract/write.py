@@ -13,7 +13,8 @@ Files in `<out_dir>/entities/` (all but the log are byte-identical for the same 
   entity, status: `accepted` or its rejection reason), in caption order; the review page highlights with it;
 - extract.json: settings, counts, how confidences were obtained, per-model reliability, dropped labels;
 - extract.log.jsonl: wall-clock time and throughput (not deterministic, kept apart).
-The folder goes through `io.atomic_dir`: a run killed half-way leaves the earlier result untouched.
+The folder goes through `io.atomic_dir`: a run killed half-way leaves the earlier result untouched, and the
+next run removes the temporaries it left (`io.clean_stale_temps`: only ours, only of dead processes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..io import atomic_dir, dumps_json, write_parquet
+from ..io import atomic_dir, clean_stale_temps, dumps_json, write_parquet
 from .filters import RejectLog
 from .labelspace import Decisions
 from .votes import VoteTable
@@ -101,6 +102,7 @@ def write_outputs(
 ) -> Path:
     """Write `<out_dir>/entities/` atomically: `tables` as Parquet, `jsons` as JSON, the log line apart."""
     target = Path(out_dir) / "entities"
+    clean_stale_temps(target.parent)  # what a killed run left half-written (its process is gone)
     with atomic_dir(target, overwrite=True) as tmp:
         for name, t in tables.items():
             write_parquet(t, tmp / name)
