@@ -14,13 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..extract.reasons import REASONS
 from ..tables import finished_shard_files, load_pairs, read_caption_table
 from ..tables.entities import read_entity_frames
 from .highlight import PhraseIndex, Segment, segments_from_search, segments_from_spans, status_kind
 
 _MODALITY_ORDER = {"ir": 0, "vis": 1}
-# rejection reasons whose "phrase" is not text from a caption (a pair id, a problem code)
-_NOT_PHRASES = {"unknown_pair", "bad_caption"}
 
 
 @dataclass
@@ -218,7 +217,8 @@ def _rejected(tables: RunTables, max_rejected: int) -> tuple[PhraseIndex, list[d
     recs = rej.sort_values(["count", "phrase"], ascending=[False, True], kind="stable").to_dict("records")
     for r in recs:
         reason = _text(r.get("reason"))
-        if reason not in _NOT_PHRASES:
+        known = REASONS.get(reason)
+        if known is None or known.phrase_is_text:  # not a pair id or a problem code
             index.add(_text(r.get("phrase")), status_kind(reason), reason)
     return index, [_rejected_row(r) for r in recs[:max_rejected]]
 
