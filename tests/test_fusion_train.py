@@ -155,3 +155,20 @@ def test_cli_train(labelled_folder: Path, tmp_path: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit) as e:
         main(["train", str(labelled_folder), "--out", str(tmp_path / "r2"), "--set", "bogus=1"])
     assert e.value.code == 2
+
+
+def test_truncated_weights_in_the_run_folder_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from entitylabel.cli import main
+
+    ds = save_dataset_folder(make_dataset(2, with_entities=False), tmp_path / "ds")
+    run = tmp_path / "run"
+    train(ds, run, tiny_config(), steps=2)
+    weights = run / "checkpoint" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(EntityLabelError, match="model.safetensors"):
+        train(ds, run, tiny_config(), steps=4)
+    with pytest.raises(SystemExit) as e:
+        main(["train", str(ds), "--out", str(run), "--steps", "4"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "model.safetensors" in err

@@ -143,12 +143,27 @@ def save_checkpoint(
 def load_training_state(
     ckpt_dir: Path, model: EntityFusionNet, optimizer: torch.optim.Optimizer | None
 ) -> TrainerState:
-    """Restore weights (+ optimizer moments when stored) into `model` / `optimizer`; return the trainer state."""
-    model.load_state_dict(load_file(ckpt_dir / MODEL_FILE), strict=True)
+    """Restore weights (+ optimizer moments when stored) into `model` / `optimizer`; return the trainer state.
+
+    A truncated or corrupt file is one line naming it (the run folder cannot be resumed; train into a new one).
+    """
+    hint = "the checkpoint is damaged: delete it or train into a new --out"
+
+    def read(path: Path, loader: Any) -> Any:
+        try:
+            return loader(path)
+        except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EntityLabelError(f"unreadable checkpoint file ({first})", path=path, hint=hint) from None
+
+    def load_json(path: Path) -> Any:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    read(ckpt_dir / MODEL_FILE, lambda p: model.load_state_dict(load_file(p), strict=True))
     if optimizer is not None and (ckpt_dir / OPTIM_FILE).is_file():
-        meta = json.loads((ckpt_dir / OPTIM_JSON).read_text(encoding="utf-8"))
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(ckpt_dir / OPTIM_FILE), meta))
-    raw = json.loads((ckpt_dir / STATE_FILE).read_text(encoding="utf-8")) if (ckpt_dir / STATE_FILE).is_file() else {}
+        meta = read(ckpt_dir / OPTIM_JSON, load_json)
+        read(ckpt_dir / OPTIM_FILE, lambda p: optimizer.load_state_dict(_unflatten_optimizer(load_file(p), meta)))
+    raw = read(ckpt_dir / STATE_FILE, load_json) if (ckpt_dir / STATE_FILE).is_file() else {}
     return TrainerState(
         step=int(raw.get("step", 0)), elapsed_s=float(raw.get("elapsed_s", 0.0)), history=list(raw.get("history", []))
     )
