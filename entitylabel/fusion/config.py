@@ -49,8 +49,10 @@ class FusionConfig:
 
     # losses (all on 0..1 images)
     w_intensity: float = 1.0  # L1(F, max(IR, VIS))
-    w_gradient: float = 20.0  # L1(|Sobel F|, max(|Sobel IR|, |Sobel VIS|))
+    w_gradient: float = 20.0  # L1(|Sobel F|, grad_gain * max(|Sobel IR|, |Sobel VIS|))
+    grad_gain: float = 1.0  # > 1 asks for edges a little stronger than the sharper source's
     w_ssim: float = 1.0  # (1 - SSIM(F, IR)) + (1 - SSIM(F, VIS)), halved
+    ssim_luminance: bool = True  # False: contrast-structure SSIM only (its luminance term pulls F to the mean)
     lambda_cls: float = 0.1  # BCE on the entity labels (0 switches the entity task off)
 
     # training
@@ -63,6 +65,7 @@ class FusionConfig:
     grad_clip: float = 1.0
     hflip: bool = True
     vflip: bool = True
+    light_aug: float = 0.0  # probability of a random day / low-light change (gamma, gain) of a patch pair
     seed: int = 0
     checkpoint_minutes: float = 2.0  # periodic checkpoint interval (wall clock)
     checkpoint_steps: int = 1000  # ... or this many steps, whichever comes first

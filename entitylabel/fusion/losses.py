@@ -37,8 +37,12 @@ def _gauss_window(size: int, sigma: float, device: torch.device, dtype: torch.dt
     return (g / g.sum()).view(1, 1, 1, size)
 
 
-def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean SSIM (Wang et al., Gaussian 11x11 window, data range 1) over the valid region, per batch."""
+def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5, luminance: bool = True) -> Tensor:
+    """Mean SSIM (Wang et al., Gaussian 11x11 window, data range 1) over the valid region, per batch.
+
+    `luminance=False` drops the luminance factor (contrast-structure only): against two sources of different
+    brightness that factor pulls the output toward their mean, i.e. darkens lit visible regions.
+    """
     w = _gauss_window(size, sigma, x.device, x.dtype)
 
     def blur(t: Tensor) -> Tensor:
@@ -49,8 +53,10 @@ def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5) -> Tensor:
     vx = blur(x * x) - mx * mx
     vy = blur(y * y) - my * my
     cxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean()
+    cs = (2 * cxy + c2) / (vx + vy + c2)
+    if not luminance:
+        return cs.mean()
+    return ((2 * mx * my + c1) / (mx * mx + my * my + c1) * cs).mean()
 
 
 def fusion_loss(
@@ -66,10 +72,11 @@ def fusion_loss(
     if cfg.w_intensity:
         parts["intensity"] = F.l1_loss(fused, torch.maximum(ir, vis))
     if cfg.w_gradient:
-        target = torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
+        target = cfg.grad_gain * torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
         parts["gradient"] = F.l1_loss(sobel_magnitude(fused), target)
     if cfg.w_ssim:
-        parts["ssim"] = 1.0 - 0.5 * (ssim(fused, ir) + ssim(fused, vis))
+        lum = cfg.ssim_luminance
+        parts["ssim"] = 1.0 - 0.5 * (ssim(fused, ir, luminance=lum) + ssim(fused, vis, luminance=lum))
     weights = {"intensity": cfg.w_intensity, "gradient": cfg.w_gradient, "ssim": cfg.w_ssim}
     total = sum((weights[k] * v for k, v in parts.items()), fused.new_zeros(()))
     if logits is not None and targets is not None and cfg.lambda_cls > 0:
