@@ -10,8 +10,9 @@ from fusion_synth import synth_pair, tiny_config, write_pair_folder
 
 from entitylabel.errors import EntityLabelError
 from entitylabel.fusion import losses
+from entitylabel.fusion.config import FusionConfig
 from entitylabel.fusion.data import light_augment
-from entitylabel.fusion.model import EntityFusionNet
+from entitylabel.fusion.model import EntityFusionNet, contrast_base
 from entitylabel.fusion.rank import load_peers, rank_table
 from entitylabel.fusion.validate import SIX, ValSet, load_val_set, simulate_light, six_metrics, validate
 
@@ -27,7 +28,7 @@ def _set(n: int = 2) -> ValSet:
 def test_untrained_model_scores_as_pixel_max() -> None:
     """The residual starts at zero: validation must see exactly pixel-max (score 0, rank between the baselines)."""
     torch.manual_seed(0)
-    model = EntityFusionNet(tiny_config())
+    model = EntityFusionNet(tiny_config(base_contrast=0.0))
     sets = [_set(), simulate_light(_set(), "day")]
     res = validate(model, sets)
     assert res["score"] == pytest.approx(0.0, abs=1e-9)
@@ -39,7 +40,7 @@ def test_untrained_model_scores_as_pixel_max() -> None:
 
 def test_score_rewards_metrics_above_pixel_max() -> None:
     torch.manual_seed(0)
-    model = EntityFusionNet(tiny_config())
+    model = EntityFusionNet(tiny_config(base_contrast=0.0))
     torch.nn.init.constant_(model.decoder.out.bias, -0.3)  # a much darker output than pixel-max
     res = validate(model.eval(), [_set()])
     r = res["sets"]["s"]
@@ -134,3 +135,24 @@ def test_light_augment() -> None:
     changed = [not np.allclose(a_vis[i], vis[i]) for i in range(16)]
     assert all(changed)
     assert float(a_ir.mean()) < float(ir.mean())  # IR gain is at most 1.1 and mostly below 1
+
+
+def test_contrast_base_raises_local_contrast_only() -> None:
+    flat = torch.full((1, 1, 37, 41), 0.4)
+    assert torch.allclose(contrast_base(flat, 0.5, 16.0), flat, atol=1e-6)  # nothing to raise, any size
+    x = torch.rand(1, 1, 64, 64)
+    assert torch.equal(contrast_base(x, 0.0, 16.0), x)
+    y = contrast_base(x, 0.5, 16.0)
+    assert y.shape == x.shape and float(y.std()) > 1.3 * float(x.std())
+    assert float(y.mean()) == pytest.approx(float(x.mean()), abs=0.01)  # no darkening or brightening
+
+
+def test_untrained_model_outputs_its_base_and_old_configs_keep_pixel_max() -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config(base_contrast=0.5)
+    model = EntityFusionNet(cfg).eval()
+    ir, vis = torch.rand(1, 1, 40, 48), torch.rand(1, 1, 40, 48)
+    want = contrast_base(torch.maximum(ir, vis), 0.5, cfg.base_sigma).clamp(0, 1)
+    assert torch.allclose(model(ir, vis).fused, want, atol=1e-6)
+    stored = {k: v for k, v in cfg.to_dict().items() if k != "base_contrast"}  # a checkpoint from before the field
+    assert FusionConfig.from_dict(stored).base_contrast == 0.0

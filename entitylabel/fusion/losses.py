@@ -1,9 +1,12 @@
 """Training losses on 0..1 gray images (B,1,H,W).
 
-- intensity: L1(F, max(IR, VIS)) keeps the salient (bright) thermal targets and the lit visible regions;
-- gradient: L1(|Sobel F|, max(|Sobel IR|, |Sobel VIS|)) asks for the sharper of the two sources' edges at
-  every pixel, which the per-pixel max itself loses wherever the darker source holds the texture;
-- SSIM to both sources keeps the local structure of each;
+- intensity: L1(F, base), base = max(IR, VIS) with its local contrast raised by `base_contrast` (the model's own
+  starting point), keeps the salient (bright) thermal targets and the lit visible regions;
+- gradient: L1(|Sobel F|, max(grad_gain x max(|Sobel IR|, |Sobel VIS|), |Sobel base|)) asks for the sharper of
+  the two sources' edges at every pixel, which the per-pixel max itself loses wherever the darker source holds
+  the texture;
+- SSIM to both sources keeps the local structure of each (contrast-structure only with `ssim_luminance` off:
+  its luminance factor pulls F toward the sources' mean, i.e. darkens lit visible regions);
 - lambda_cls x BCE on the multi-hot entity labels trains the classifier (the entity task).
 """
 
@@ -68,11 +71,16 @@ def fusion_loss(
     targets: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted total loss and its parts (as floats, for the log and the loss curve)."""
+    from .model import fusion_base
+
     parts: dict[str, Tensor] = {}
+    base = fusion_base(ir, vis, cfg).clamp(0.0, 1.0)  # what the fused image is clamped to at fuse time
     if cfg.w_intensity:
-        parts["intensity"] = F.l1_loss(fused, torch.maximum(ir, vis))
+        parts["intensity"] = F.l1_loss(fused, base)
     if cfg.w_gradient:
         target = cfg.grad_gain * torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
+        if cfg.base_contrast:  # the base's raised edges are part of the target too
+            target = torch.maximum(target, sobel_magnitude(base))
         parts["gradient"] = F.l1_loss(sobel_magnitude(fused), target)
     if cfg.w_ssim:
         lum = cfg.ssim_luminance

@@ -21,20 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 OLD = {"w_intensity": 1.0, "w_gradient": 20.0, "grad_gain": 1.0, "w_ssim": 1.0, "ssim_luminance": True,
-       "light_aug": 0.0}  # fmt: skip
+       "light_aug": 0.0, "base_contrast": 0.0, "base_sigma": 16.0}  # fmt: skip
+CS = {**OLD, "ssim_luminance": False, "w_intensity": 5.0}
 ROWS: dict[str, dict] = {
-    "old": OLD,
-    "ssim-cs": {**OLD, "ssim_luminance": False},
-    "ssim-cs+int5": {**OLD, "ssim_luminance": False, "w_intensity": 5.0},
-    "ssim-cs+int5+gain1.3": {**OLD, "ssim_luminance": False, "w_intensity": 5.0, "grad_gain": 1.3},
-    "ssim-cs+int5+gain1.3+light": {
-        **OLD,
-        "ssim_luminance": False,
-        "w_intensity": 5.0,
-        "grad_gain": 1.3,
-        "light_aug": 0.5,
-    },  # fmt: skip
-    "final": {},  # the current defaults of FusionConfig
+    "old": OLD,  # the recipe before issue 11
+    "cs+int5": CS,  # SSIM without its luminance factor, intensity weight 1 -> 5
+    "+base0.5": {**CS, "base_contrast": 0.5},  # base = pixel-max with local contrast x1.5 (sigma 16)
+    "+light=final": {**CS, "base_contrast": 0.5, "light_aug": 0.5},  # random day / low-light patches
+    "defaults": {},  # FusionConfig() as shipped (equals "+light=final")
 }
 
 
