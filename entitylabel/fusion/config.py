@@ -58,7 +58,7 @@ class FusionConfig:
     lambda_cls: float = 0.1  # BCE on the entity labels (0 switches the entity task off)
 
     # training
-    patch_size: int = 96
+    patch_size: int = 64  # 64 (not 96): 2.25x cheaper steps, so a 2-core CPU gets its 2,000 in the budget
     batch_size: int = 8
     lr: float = 2e-3
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio at the end of the budget

@@ -1,6 +1,7 @@
 """Recipe ablation: each row trains on RoadScene's train split for the same step budget, then is scored.
 
-    .venv/bin/python tests/bench/bench_fusion_ablation.py --steps 2000 [--rows old,final] [--threads 2]
+    .venv/bin/python tests/bench/bench_fusion_ablation.py --steps 2000 [--rows old,+light=final] [--threads 2]
+    .venv/bin/python tests/bench/bench_fusion_ablation.py --bases   # the untrained base for a few settings
 
 Rows are cumulative recipe changes (`ROWS`). Every row is validated on RoadScene's held-out test split as
 it is and with simulated low light and daylight (`validate.simulate_light`): that is what the recipe was
@@ -28,8 +29,11 @@ ROWS: dict[str, dict] = {
     "cs+int5": CS,  # SSIM without its luminance factor, intensity weight 1 -> 5
     "+base0.5": {**CS, "base_contrast": 0.5},  # base = pixel-max with local contrast x1.5 (sigma 16)
     "+light=final": {**CS, "base_contrast": 0.5, "light_aug": 0.5},  # random day / low-light patches
-    "defaults": {},  # FusionConfig() as shipped (equals "+light=final")
+    "defaults": {},  # FusionConfig() as shipped (equals "+light=final"); with --train LABELLED: entity path on
+    "lambda0": {"lambda_cls": 0.0},  # the shipped recipe without the entity task (compare with "defaults")
 }
+
+BASES = [(0.0, 16.0), (0.3, 16.0), (0.5, 8.0), (0.5, 16.0), (0.7, 16.0)]
 
 
 def tno_rank(model, tno_dir: Path, peers_csv: Path, name: str) -> tuple[dict, object]:
@@ -60,6 +64,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_fusion_ablation")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row")
+    ap.add_argument("--bases", action="store_true", help="only score the untrained base for a few base settings")
+    ap.add_argument("--train", type=Path, help="train on this export folder's train split instead (e.g. with labels)")
     args = ap.parse_args()
 
     import torch
@@ -79,32 +85,47 @@ def main() -> int:
         run_export(args.out / "roadscene-discover", export, config="roadscene", overwrite=True)
     base = load_val_set(export, name="roadscene-test", dataset_config="roadscene", max_pairs=args.val_pairs)
     sets = [base] + [simulate_light(base, k) for k in LIGHTS]
+    if args.bases:  # the model's starting point alone (no training): picks base_contrast / base_sigma
+        from entitylabel.fusion.model import EntityFusionNet
+
+        print("untrained base on RoadScene test x lightings; kept: best score with every metric >= 0.9 x pixel-max")
+        for amount, sigma in BASES:
+            res = validate(EntityFusionNet(FusionConfig(base_contrast=amount, base_sigma=sigma)), sets)
+            worst = min(r[m] / b[m] for s in sets for r, b in [(res["sets"][s.name], s.baselines["pixel-max"])]
+                        for m in SIX)  # fmt: skip
+            print(f"base_contrast {amount} base_sigma {sigma}: score {res['score']:+.4f}, worst metric / pixel-max "
+                  f"{worst:.3f}")  # fmt: skip
+            print("\n".join("   " + line for line in format_result(res)), flush=True)
+        return 0
     from entitylabel.fusion.data import open_dataset
 
-    train_split = open_dataset(export, "roadscene")["train"]
+    train_split = open_dataset(args.train or export, None if args.train else "roadscene")["train"]
+    what = f"{args.train} train split" if args.train else "RoadScene train split"
     print(
-        f"train: RoadScene train split ({len(train_split)} pairs); validation: {len(base.pairs)} test pairs x "
+        f"train: {what} ({len(train_split)} pairs); validation: {len(base.pairs)} test pairs x "
         f"{len(sets)} lightings; report: TNO 25 pairs; {args.steps} steps per row, {args.threads} threads"
     )
     results = {}
     for row in args.rows.split(","):
-        done = args.out / f"{row}-{args.steps}.json"
+        tag = f"{row}-{args.steps}" + (f"-{args.train.name}" if args.train else "")
+        done = args.out / f"{tag}.json"
         if done.is_file():
             results[row] = json.loads(done.read_text())
             continue
         cfg = FusionConfig().replace(**ROWS[row], **parse_overrides(args.set))
-        run = args.out / f"run-{row}-{args.steps}"
+        run = args.out / f"run-{tag}"
         t0 = time.perf_counter()
         res = train(train_split, run, cfg, steps=args.steps)
         wall = time.perf_counter() - t0
         model, _ = load_model(run / "checkpoint")
         val = validate(model, sets)
         tno, _ = tno_rank(model, args.data / "TNO", args.data / "peers" / "tno_published_metrics.csv", "model")
-        recipe = {k: v for k, v in cfg.to_dict().items() if k in OLD}
+        recipe = {k: v for k, v in cfg.to_dict().items() if k in OLD or k == "lambda_cls"}
         results[row] = {"steps": res.step, "train_s": round(wall, 1), "patches_per_s": round(res.patches_per_s, 2),
                         "val": val, "tno": tno, "config": recipe}  # fmt: skip
         done.write_text(json.dumps(results[row], indent=1))
-        print(f"\n== {row}: {res.step} steps, {wall:.0f} s, {res.patches_per_s:.1f} patches/s")
+        mode = "fusion only" if res.fusion_only else f"entity path, {len(res.labels)} labels"
+        print(f"\n== {row}: {res.step} steps, {wall:.0f} s, {res.patches_per_s:.1f} patches/s ({mode})")
         print("\n".join(format_result(val)))
         t = results[row]["tno"]
         print("tno: " + " ".join(f"{m} {t[m]:.3f}" for m in SIX) + f" | mean rank {t['mean_rank']:.2f}"
