@@ -207,6 +207,7 @@ def test_validation_keeps_the_best_checkpoint_and_draws_the_curve(labelled_folde
     with pytest.warns(UserWarning, match="without --val"):
         train(labelled_folder, run, tiny_config(lambda_cls=0.0), steps=10)
     assert not (run / "best").exists() and resolve_checkpoint(run) == run / "checkpoint"
+    assert json.loads((run / "checkpoint" / "trainer_state.json").read_text())["best"] == {}
 
 
 def test_cli_train_prints_status_lines_without_a_terminal(labelled_folder: Path, tmp_path: Path, capsys) -> None:

@@ -358,11 +358,11 @@ def train(
         run_time = time.monotonic() - t0
         if val_sets and not (state.val_history and state.val_history[-1]["step"] == state.step):
             run_validation()
-        last_ckpt = checkpoint()
         if not val_sets and (run_dir / BEST_DIR).is_dir() and main:  # chosen for an earlier budget: stale now
             shutil.rmtree(run_dir / BEST_DIR)
             state.best = {}
             warnings.warn(f"removed {run_dir / BEST_DIR} (this run went on without --val)", stacklevel=2)
+        last_ckpt = checkpoint()
     else:
         run_time = time.monotonic() - t0
     done_steps = state.step - start_step
