@@ -179,8 +179,8 @@ def test_validation_keeps_the_best_checkpoint_and_draws_the_curve(labelled_folde
     from entitylabel.fusion.validate import ValSet, simulate_light
 
     pairs = []
-    for i in range(3):
-        ir, rgb = synth_pair(100 + i, 72, 80)
+    for i in range(2):
+        ir, rgb = synth_pair(100 + i, 64, 68)
         pairs.append((f"v{i}", ir, rgb[..., 0]))
     vs = ValSet("synth", pairs)
     sets = [vs, simulate_light(vs, "low-light"), simulate_light(vs, "day")]

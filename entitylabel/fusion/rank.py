@@ -54,10 +54,10 @@ def rank_table(per_pair: pd.DataFrame, metrics: Sequence[str] = SIX) -> pd.DataF
 
 def format_rank_table(table: pd.DataFrame, highlight: str | None = None, metrics: Sequence[str] = SIX) -> str:
     """Plain-text table (one line per method, `*` marks `highlight`)."""
-    head = f"{'':2}{'method':<18}" + "".join(f"{m:>13}" for m in metrics) + f"{'mean rank':>11}"
+    head = f"{'':4}{'method':<17}" + "".join(f"{m:>13}" for m in metrics) + f"{'mean rank':>11}"
     lines = [head]
     for i, (name, r) in enumerate(table.iterrows(), 1):
         cells = "".join(f"{r[m]:>8.3f} ({int(r[f'rank_{m}']):>2})" for m in metrics)
         mark = "*" if name == highlight else " "
-        lines.append(f"{mark}{i:<2}{name:<17}{cells}{r['mean_rank']:>11.2f}")
+        lines.append(f"{mark}{i:<3}{name:<17}{cells}{r['mean_rank']:>11.2f}")
     return "\n".join(lines)

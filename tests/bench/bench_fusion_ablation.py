@@ -141,6 +141,21 @@ def main() -> int:
         rs_s = " ".join(f"{rs[m]:.3g}" for m in SIX)
         t_s = " ".join(f"{t[m]:.3g}" for m in SIX)
         print(f"{row:<28}{r['val']['score']:>+10.4f}{rs_s:>48}  {t_s:>44}{t['mean_rank']:>6.2f} ({t['place']})")
+    if results:  # the simplest baselines on the same pairs (TNO: the peers file's rows)
+        from entitylabel.fusion.rank import load_peers, rank_table
+
+        peers = load_peers(args.data / "peers" / "tno_published_metrics.csv", min_pairs=24)
+        ranked = rank_table(peers)
+        for name in ("pixel-max", "pixel-mean"):
+            rs = base.baseline_means()[name]
+            rs_s = " ".join(f"{rs[m]:.3g}" for m in SIX)
+            t_s = " ".join(f"{ranked.loc[name, m]:.3g}" for m in SIX)
+            print(f"{name:<28}{0.0 if name == 'pixel-max' else float('nan'):>+10.4f}{rs_s:>48}  {t_s:>44}"
+                  f"{'(peers only)':>12}")  # fmt: skip
+    for row, r in results.items():  # every lighting, for the "never below pixel-mean" check
+        below = {k: v["below_mean"] for k, v in r["val"]["sets"].items() if v["below_mean"]}
+        print(f"{row}: above pixel-max per lighting {[v['above_max'] for v in r['val']['sets'].values()]}, "
+              f"below pixel-mean: {below or 'none'}")  # fmt: skip
     return 0
 
 
