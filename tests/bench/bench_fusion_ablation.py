@@ -29,6 +29,7 @@ ROWS: dict[str, dict] = {
     "cs+int5": CS,  # SSIM without its luminance factor, intensity weight 1 -> 5
     "+base0.5": {**CS, "base_contrast": 0.5},  # base = pixel-max with local contrast x1.5 (sigma 16)
     "+light=final": {**CS, "base_contrast": 0.5, "light_aug": 0.5},  # random day / low-light patches
+    "+int1": {**CS, "base_contrast": 0.5, "light_aug": 0.5, "w_intensity": 1.0},  # looser pull to the base
     "defaults": {},  # FusionConfig() as shipped (equals "+light=final"); with --train LABELLED: entity path on
     "lambda0": {"lambda_cls": 0.0},  # the shipped recipe without the entity task (compare with "defaults")
 }
