@@ -406,7 +406,7 @@ def train_cmd(
         say = progress.console.print if not progress.disable else console.print
         result = train(dataset, out_dir, cfg, dataset_config=config, split=split, max_minutes=max_minutes,
                        steps=steps, resume=resume, progress=progress, val=val or (), val_points=val_points,
-                       val_pairs=val_pairs, log=lambda line: say(line, markup=False, highlight=False),
+                       val_pairs=val_pairs, log=lambda line: say(line, markup=False, highlight=False, soft_wrap=True),
                        status_steps=status_every)  # fmt: skip
     if not result.is_main:  # other accelerate processes: the main one reports
         raise typer.Exit(1 if result.status == "nan" else 0)

@@ -67,7 +67,7 @@ class TrainResult:
             console.print(f"checkpoint: {self.checkpoint}")
         if self.last_val:
             for line in format_result(self.last_val):
-                console.print(f"validation (end) {line}", markup=False, highlight=False)
+                console.print(f"validation (end) {line}", markup=False, highlight=False, soft_wrap=True)
         if self.best:
             console.print(f"best checkpoint: step {self.best['step']}, score {self.best['score']:+.4f} -> "
                           f"{self.run_dir / BEST_DIR} (what fuse uses)")  # fmt: skip
@@ -203,7 +203,12 @@ def train(
     if val_points < 1:
         raise EntityLabelError(f"--val-points must be at least 1, got {val_points}")
     run_dir = ensure_writable_dir(out_dir)
-    val_sets = [v if isinstance(v, ValSet) else load_val_set(v, max_pairs=val_pairs) for v in val]
+    val_sets = [
+        v
+        if isinstance(v, ValSet)  # the training dataset again (its test split): same --config
+        else load_val_set(v, dataset_config=dataset_config if str(v) == str(dataset) else None, max_pairs=val_pairs)
+        for v in val
+    ]
     ds = pick_split(open_dataset(dataset, dataset_config), split)
     if len(ds) == 0:
         raise EntityLabelError("the dataset has no pairs", path=str(dataset))
