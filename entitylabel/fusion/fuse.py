@@ -250,7 +250,9 @@ def fuse(
     task = progress.add_task("fuse", total=len(pairs)) if progress is not None else None
     for pair in pairs:
         try:
-            safe_child(out, pair.pair_id, ".png")  # an unsafe id fails before its images are even read
+            # pair ids come from data: an unsafe one fails before its images are read, and nothing leaves --out
+            gray_path = safe_child(out, pair.pair_id, ".png")
+            color_path = safe_child(out / COLOR_DIR, pair.pair_id, ".png")
             ir_img, vis_img = pair.load()
             ir = ir_gray(ir_img)
             vis_y, cbcr = vis_ycbcr(vis_img)
@@ -258,8 +260,6 @@ def fuse(
             names = per_pair.get(pair.pair_id, common if common is not None else pair.labels)
             source = "given" if names is not None and space else ("predicted" if space else "none")
             hot = _multi_hot(names, space, pair.pair_id) if names is not None and space else None
-            gray_path = safe_child(out, pair.pair_id, ".png")  # pair ids come from data: never outside --out
-            color_path = safe_child(out / COLOR_DIR, pair.pair_id, ".png")
             y, used = fuse_arrays(model, ir, vis_y, hot)
             _write_png(Image.fromarray(y, mode="L"), gray_path)
             _write_png(to_color(y, cbcr), color_path)
