@@ -267,6 +267,15 @@ def train_cmd(
         Optional[list[str]],  # noqa: UP045
         typer.Option("--set", help="Any hyper-parameter as KEY=VALUE, e.g. --set patch_size=128 (repeat)."),
     ] = None,
+    val: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--val", help="Validation data (dataset's test split, manifest or folder); repeat. Keeps best/."),
+    ] = None,
+    val_points: Annotated[int, typer.Option("--val-points", help="Validations over the budget (last at end).")] = 4,
+    val_pairs: Annotated[int, typer.Option("--val-pairs", help="At most this many pairs per --val set.")] = 24,
+    status_every: Annotated[
+        int, typer.Option("--status-every", help="Steps between status lines when stderr is not a terminal.")
+    ] = 100,
 ) -> None:
     """Train the compact entity-guided fusion model on a released dataset."""
     import warnings
@@ -281,8 +290,12 @@ def train_cmd(
     cfg = FusionConfig().replace(**overrides) if overrides else None
     with warnings.catch_warnings(record=True) as caught, progress_bar() as progress:
         warnings.simplefilter("always")
+        # with a live bar, lines go above it; without one (logs, pipes) they are the progress report
+        say = progress.console.print if not progress.disable else console.print
         result = train(dataset, out_dir, cfg, dataset_config=config, split=split, max_minutes=max_minutes,
-                       steps=steps, resume=resume, progress=progress)  # fmt: skip
+                       steps=steps, resume=resume, progress=progress, val=val or (), val_points=val_points,
+                       val_pairs=val_pairs, log=lambda line: say(line, markup=False, highlight=False, soft_wrap=True),
+                       status_steps=status_every)  # fmt: skip
     if not result.is_main:  # other accelerate processes: the main one reports
         raise typer.Exit(1 if result.status == "nan" else 0)
     for w in caught:

@@ -190,3 +190,31 @@ def test_cli_prints_table_and_writes_file(setup, tmp_path: Path, capsys: pytest.
         main(["evaluate", str(fused), "--pairs", str(pairs), "--out", str(tmp_path / "x.txt")])
     assert e.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_unsafe_pair_id_is_an_error_row_and_never_matches_outside(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    pairs = _write_pairs(root, [("../x", "all", "s1"), ("syn-ok", "all", "s2")])
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    Image.fromarray(_img(0)).save(tmp_path / "x.png")  # what "../x" would name outside the folder
+    Image.fromarray(_img(1)).save(fused / "syn-ok.png")
+    match = match_fused(load_pairs(pairs), fused)
+    assert match["syn-ok"] == fused / "syn-ok.png"
+    assert isinstance(match["../x"], str) and "unsafe" in match["../x"]
+    table = evaluate(fused, pairs, None, baselines=())
+    bad = table[(table["pair_id"] == "../x")].iloc[0]
+    assert bad["status"] == "error" and "unsafe" in bad["error"]
+
+
+def test_unwritable_out_is_one_line_before_any_work(setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, pairs, fused = setup
+    blocker = tmp_path / "file"
+    blocker.write_text("a regular file, so nothing can be created under it (even as root)")
+    with pytest.raises(EntityLabelError, match="cannot"):
+        evaluate(fused, pairs, blocker / "sub" / "res.csv")
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(fused), "--pairs", str(pairs), "--out", str(blocker / "res.csv")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err and str(blocker) in err.replace("\n", "")

@@ -108,3 +108,21 @@ def test_cli_fuse_and_errors(run: Path, tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as e:
         main(["fuse", str(run), str(src / "ir" / "q.png"), "--out", str(tmp_path / "o3")])
     assert e.value.code == 2
+
+
+def test_unsafe_pair_ids_from_a_dataset_never_leave_out(run: Path, tmp_path: Path) -> None:
+    """A released dataset whose pair_id climbs out of --out: that pair is a reported failure, the rest is fused."""
+    ds = make_dataset(3).map(lambda r, i: {"pair_id": ["../../PWNED_x", "ok-1", "..\\PWNED_y"][i]}, with_indices=True)
+    folder = save_dataset_folder(ds, tmp_path / "ds")
+    out = tmp_path / "out" / "a" / "b"
+    res = fuse(run, folder, out)
+    assert res.written == ["ok-1"]
+    assert set(res.failed) == {"../../PWNED_x", "..\\PWNED_y"}
+    assert all("unsafe output name" in m for m in res.failed.values())
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))
+    assert written == ["out/a/b/color/ok-1.png", "out/a/b/ok-1.png"]
+    assert json.loads((out / "fuse.json").read_text())["failed"].keys() == res.failed.keys()
+    with pytest.raises(SystemExit) as e:  # the CLI reports the failed pair and exits 2
+        main(["fuse", str(run), str(folder), "--out", str(tmp_path / "cli")])
+    assert e.value.code == 2
+    assert not list(tmp_path.glob("PWNED*")) and not list((tmp_path / "out").glob("PWNED*"))

@@ -23,8 +23,8 @@ def test_any_size_gives_the_input_size(hw: tuple[int, int]) -> None:
 
 
 def test_untrained_model_outputs_pixel_max() -> None:
-    """The residual starts at zero: training begins from the strong pixel-max fusion."""
-    model = EntityFusionNet(tiny_config()).eval()
+    """The residual starts at zero: with base_contrast 0 training begins from the strong pixel-max fusion."""
+    model = EntityFusionNet(tiny_config(base_contrast=0.0)).eval()
     ir, vis = torch.rand(1, 1, 20, 28), torch.rand(1, 1, 20, 28)
     assert torch.allclose(model(ir, vis).fused, torch.maximum(ir, vis))
 
@@ -68,7 +68,7 @@ def test_losses_behave() -> None:
     x = torch.rand(2, 1, 32, 32)
     assert float(ssim(x, x)) == pytest.approx(1.0, abs=1e-5)
     assert float(ssim(x, 1 - x)) < 0.5
-    cfg = tiny_config(w_ssim=0.0)
+    cfg = tiny_config(w_ssim=0.0, base_contrast=0.0)  # target = plain pixel-max
     ir, vis = torch.rand(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
     total, parts = fusion_loss(ir, ir, vis, cfg)  # F = IR = max(IR, 0) with IR's own edges
     assert parts["intensity"] == pytest.approx(0.0) and parts["gradient"] == pytest.approx(0.0, abs=1e-3)

@@ -28,6 +28,7 @@ from .model import EntityFusionNet
 
 KIND = "entitylabel.fusion"
 CHECKPOINT_DIR = "checkpoint"
+BEST_DIR = "best"  # the best checkpoint by validation score (written only by runs with --val)
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 OPTIM_FILE = "optimizer.safetensors"
@@ -40,14 +41,19 @@ class TrainerState:
     step: int = 0
     elapsed_s: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)  # {"step", "loss", parts..., "lr"}
+    val_history: list[dict[str, Any]] = field(default_factory=list)  # {"step", "score", "sets"} per validation
+    best: dict[str, Any] = field(default_factory=dict)  # {"step", "score"} of the checkpoint in BEST_DIR
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint folder for a run folder, a checkpoint folder or its model.safetensors / config.json."""
+    """The checkpoint folder for a run folder, a checkpoint folder or its model.safetensors / config.json.
+
+    A run folder trained with validation gives its best checkpoint (`best/`), else its latest.
+    """
     p = Path(path)
     if p.is_file() and p.name in (MODEL_FILE, CONFIG_FILE):
         p = p.parent
-    for cand in (p, p / CHECKPOINT_DIR, p / f".{CHECKPOINT_DIR}.old"):
+    for cand in (p, p / BEST_DIR, p / CHECKPOINT_DIR, p / f".{CHECKPOINT_DIR}.old"):
         if (cand / MODEL_FILE).is_file() and (cand / CONFIG_FILE).is_file():
             return cand
     if not p.exists():
@@ -116,9 +122,10 @@ def save_checkpoint(
     cfg: FusionConfig,
     state: TrainerState,
     optimizer: torch.optim.Optimizer | None = None,
+    folder: str = CHECKPOINT_DIR,
 ) -> Path:
-    """Write RUN_DIR/checkpoint/ atomically (weights, config, and optimizer + trainer state for resuming)."""
-    final = Path(run_dir) / CHECKPOINT_DIR
+    """Write RUN_DIR/<folder>/ atomically (weights, config, and optimizer + trainer state for resuming)."""
+    final = Path(run_dir) / folder
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {
         "kind": KIND,
@@ -135,7 +142,8 @@ def save_checkpoint(
             tensors, opt_meta = _flatten_optimizer(optimizer)
             save_file(tensors, str(tmp / OPTIM_FILE))
             (tmp / OPTIM_JSON).write_text(dumps_json(opt_meta), encoding="utf-8")
-        st = {"step": state.step, "elapsed_s": state.elapsed_s, "history": state.history}
+        st = {"step": state.step, "elapsed_s": state.elapsed_s, "history": state.history,
+              "val_history": state.val_history, "best": state.best}  # fmt: skip
         (tmp / STATE_FILE).write_text(dumps_json(st), encoding="utf-8")
     return final
 
@@ -143,12 +151,31 @@ def save_checkpoint(
 def load_training_state(
     ckpt_dir: Path, model: EntityFusionNet, optimizer: torch.optim.Optimizer | None
 ) -> TrainerState:
-    """Restore weights (+ optimizer moments when stored) into `model` / `optimizer`; return the trainer state."""
-    model.load_state_dict(load_file(ckpt_dir / MODEL_FILE), strict=True)
+    """Restore weights (+ optimizer moments when stored) into `model` / `optimizer`; return the trainer state.
+
+    A truncated or corrupt file is one line naming it (the run folder cannot be resumed; train into a new one).
+    """
+    hint = "the checkpoint is damaged: delete it or train into a new --out"
+
+    def read(path: Path, loader: Any) -> Any:
+        try:
+            return loader(path)
+        except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EntityLabelError(f"unreadable checkpoint file ({first})", path=path, hint=hint) from None
+
+    def load_json(path: Path) -> Any:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    read(ckpt_dir / MODEL_FILE, lambda p: model.load_state_dict(load_file(p), strict=True))
     if optimizer is not None and (ckpt_dir / OPTIM_FILE).is_file():
-        meta = json.loads((ckpt_dir / OPTIM_JSON).read_text(encoding="utf-8"))
-        optimizer.load_state_dict(_unflatten_optimizer(load_file(ckpt_dir / OPTIM_FILE), meta))
-    raw = json.loads((ckpt_dir / STATE_FILE).read_text(encoding="utf-8")) if (ckpt_dir / STATE_FILE).is_file() else {}
+        meta = read(ckpt_dir / OPTIM_JSON, load_json)
+        read(ckpt_dir / OPTIM_FILE, lambda p: optimizer.load_state_dict(_unflatten_optimizer(load_file(p), meta)))
+    raw = read(ckpt_dir / STATE_FILE, load_json) if (ckpt_dir / STATE_FILE).is_file() else {}
     return TrainerState(
-        step=int(raw.get("step", 0)), elapsed_s=float(raw.get("elapsed_s", 0.0)), history=list(raw.get("history", []))
+        step=int(raw.get("step", 0)),
+        elapsed_s=float(raw.get("elapsed_s", 0.0)),
+        history=list(raw.get("history", [])),
+        val_history=list(raw.get("val_history", [])),
+        best=dict(raw.get("best", {})),
     )

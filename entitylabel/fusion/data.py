@@ -186,10 +186,33 @@ class PatchSampler:
             viss.append(b)
             targets.append(pair.target)
 
-        def t(xs: list[np.ndarray]) -> torch.Tensor:
-            return torch.from_numpy(np.stack(xs)[:, None].astype(np.float32) / 255.0)
+        ir = np.stack(irs)[:, None].astype(np.float32) / 255.0
+        vis = np.stack(viss)[:, None].astype(np.float32) / 255.0
+        if self.cfg.light_aug > 0:
+            ir, vis = light_augment(ir, vis, rng, self.cfg.light_aug)
+        return torch.from_numpy(ir), torch.from_numpy(vis), torch.from_numpy(np.stack(targets))
 
-        return t(irs), t(viss), torch.from_numpy(np.stack(targets))
+
+def light_augment(
+    ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator, prob: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random lighting per patch pair (B,1,P,P on 0..1), each pair with probability `prob`.
+
+    The visible patch gets a gamma in [1/2, 2] (log-uniform: night-like dark to washed-out day) and a gain in
+    [0.7, 1.2]; the infrared patch a gamma in [0.8, 1.25] and a gain in [0.4, 1.1] (a sunlit scene is thermally
+    flat and dark in IR). The losses' targets follow the changed patches, so the model learns to keep whichever
+    source is lit, whatever the light.
+    """
+    b = ir.shape[0]
+    shape = (b, 1, 1, 1)
+    on = (rng.random(b) < prob).reshape(shape)
+    g_vis = np.exp(rng.uniform(np.log(0.5), np.log(2.0), b)).reshape(shape)
+    k_vis = rng.uniform(0.7, 1.2, b).reshape(shape)
+    g_ir = np.exp(rng.uniform(np.log(0.8), np.log(1.25), b)).reshape(shape)
+    k_ir = rng.uniform(0.4, 1.1, b).reshape(shape)
+    vis = np.where(on, np.clip(vis**g_vis * k_vis, 0, 1), vis)
+    ir = np.where(on, np.clip(ir**g_ir * k_ir, 0, 1), ir)
+    return ir.astype(np.float32), vis.astype(np.float32)
 
 
 def warn_fusion_only(reason: str) -> None:

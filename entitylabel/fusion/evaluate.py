@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS, open_gray
-from ..io import atomic_write_text, dumps_json
+from ..io import atomic_write_text, dumps_json, ensure_writable_dir, safe_child
 from ..pairs import PairManifest, load_pairs
 from .metrics import HIGHER_IS_BETTER, METRICS, compute_all
 
@@ -86,6 +86,11 @@ def match_fused(manifest: PairManifest, fused_dir: str | Path) -> dict[str, Path
             stem_counts[s] = stem_counts.get(s, 0) + 1
     out: dict[str, Path | str] = {}
     for pid, stems in pair_stems.items():
+        try:  # a pair id from data that is no plain file name (e.g. "../x") is an error row, never a lookup
+            safe_child(folder, pid)
+        except EntityLabelError as e:
+            out[pid] = f"error: {e}"
+            continue
         candidates = [pid] + [s for s in stems if stem_counts[s] == 1 and s != pid]
         found: Path | str | None = None
         for key in candidates:
@@ -209,6 +214,8 @@ def evaluate(
     folder name). `out_file` (*.csv or *.json) gets the same table, written deterministically.
     """
     out_path = _check_out(out_file)
+    if out_path is not None:  # fail before scoring, not after minutes of work
+        ensure_writable_dir(out_path.parent)
     base = list(dict.fromkeys(baselines))
     unknown = [b for b in base if b not in BASELINES]
     if unknown:
@@ -297,7 +304,10 @@ def write_table(table: pd.DataFrame, path: str | Path, *, mi_log_base: float | s
             "images": [r for r in recs if r["kind"] == "image"],
         }
         text = dumps_json(doc)
-    atomic_write_text(p, text)
+    try:
+        atomic_write_text(p, text)
+    except OSError as e:
+        raise EntityLabelError(f"cannot write the table ({e.strerror or e})", path=p) from None
     return p
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS
-from ..io import atomic_path, atomic_write_json, ensure_writable_dir
+from ..io import atomic_path, atomic_write_json, ensure_writable_dir, safe_child
 from ..pairs import safe_name
 from .checkpoint import load_model, resolve_checkpoint
 from .data import check_same_size, ir_gray, label_space, open_dataset, to_color, vis_ycbcr
@@ -50,8 +50,10 @@ class FuseResult:
 
     def print_summary(self, console: Any) -> None:
         console.print(f"fused {len(self.written)} pair(s) into {self.out_dir} (gray) and {self.out_dir / COLOR_DIR}")
-        for pid, msg in self.failed.items():
-            console.print(f"[red]error:[/] {pid}: {msg}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        for pid, msg in self.failed.items():  # ids and messages come from data: escaped, never markup
+            console.print(f"[red]error:[/] {escape(pid)}: {escape(msg)}", markup=True, highlight=False)
 
 
 # --- inputs -----------------------------------------------------------------------------------------
@@ -248,6 +250,9 @@ def fuse(
     task = progress.add_task("fuse", total=len(pairs)) if progress is not None else None
     for pair in pairs:
         try:
+            # pair ids come from data: an unsafe one fails before its images are read, and nothing leaves --out
+            gray_path = safe_child(out, pair.pair_id, ".png")
+            color_path = safe_child(out / COLOR_DIR, pair.pair_id, ".png")
             ir_img, vis_img = pair.load()
             ir = ir_gray(ir_img)
             vis_y, cbcr = vis_ycbcr(vis_img)
@@ -256,8 +261,8 @@ def fuse(
             source = "given" if names is not None and space else ("predicted" if space else "none")
             hot = _multi_hot(names, space, pair.pair_id) if names is not None and space else None
             y, used = fuse_arrays(model, ir, vis_y, hot)
-            _write_png(Image.fromarray(y, mode="L"), out / f"{pair.pair_id}.png")
-            _write_png(to_color(y, cbcr), out / COLOR_DIR / f"{pair.pair_id}.png")
+            _write_png(Image.fromarray(y, mode="L"), gray_path)
+            _write_png(to_color(y, cbcr), color_path)
             result.written.append(pair.pair_id)
             result.entities[pair.pair_id] = {"entities": used, "source": source}
         except EntityLabelError as e:

@@ -1,9 +1,12 @@
 """Training losses on 0..1 gray images (B,1,H,W).
 
-- intensity: L1(F, max(IR, VIS)) keeps the salient (bright) thermal targets and the lit visible regions;
-- gradient: L1(|Sobel F|, max(|Sobel IR|, |Sobel VIS|)) asks for the sharper of the two sources' edges at
-  every pixel, which the per-pixel max itself loses wherever the darker source holds the texture;
-- SSIM to both sources keeps the local structure of each;
+- intensity: L1(F, base), base = max(IR, VIS) with its local contrast raised by `base_contrast` (the model's own
+  starting point), keeps the salient (bright) thermal targets and the lit visible regions;
+- gradient: L1(|Sobel F|, max(grad_gain x max(|Sobel IR|, |Sobel VIS|), |Sobel base|)) asks for the sharper of
+  the two sources' edges at every pixel, which the per-pixel max itself loses wherever the darker source holds
+  the texture;
+- SSIM to both sources keeps the local structure of each (contrast-structure only with `ssim_luminance` off:
+  its luminance factor pulls F toward the sources' mean, i.e. darkens lit visible regions);
 - lambda_cls x BCE on the multi-hot entity labels trains the classifier (the entity task).
 """
 
@@ -37,8 +40,12 @@ def _gauss_window(size: int, sigma: float, device: torch.device, dtype: torch.dt
     return (g / g.sum()).view(1, 1, 1, size)
 
 
-def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean SSIM (Wang et al., Gaussian 11x11 window, data range 1) over the valid region, per batch."""
+def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5, luminance: bool = True) -> Tensor:
+    """Mean SSIM (Wang et al., Gaussian 11x11 window, data range 1) over the valid region, per batch.
+
+    `luminance=False` drops the luminance factor (contrast-structure only): against two sources of different
+    brightness that factor pulls the output toward their mean, i.e. darkens lit visible regions.
+    """
     w = _gauss_window(size, sigma, x.device, x.dtype)
 
     def blur(t: Tensor) -> Tensor:
@@ -49,8 +56,10 @@ def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5) -> Tensor:
     vx = blur(x * x) - mx * mx
     vy = blur(y * y) - my * my
     cxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean()
+    cs = (2 * cxy + c2) / (vx + vy + c2)
+    if not luminance:
+        return cs.mean()
+    return ((2 * mx * my + c1) / (mx * mx + my * my + c1) * cs).mean()
 
 
 def fusion_loss(
@@ -62,14 +71,20 @@ def fusion_loss(
     targets: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted total loss and its parts (as floats, for the log and the loss curve)."""
+    from .model import fusion_base
+
     parts: dict[str, Tensor] = {}
+    base = fusion_base(ir, vis, cfg).clamp(0.0, 1.0)  # what the fused image is clamped to at fuse time
     if cfg.w_intensity:
-        parts["intensity"] = F.l1_loss(fused, torch.maximum(ir, vis))
+        parts["intensity"] = F.l1_loss(fused, base)
     if cfg.w_gradient:
-        target = torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
+        target = cfg.grad_gain * torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
+        if cfg.base_contrast:  # the base's raised edges are part of the target too
+            target = torch.maximum(target, sobel_magnitude(base))
         parts["gradient"] = F.l1_loss(sobel_magnitude(fused), target)
     if cfg.w_ssim:
-        parts["ssim"] = 1.0 - 0.5 * (ssim(fused, ir) + ssim(fused, vis))
+        lum = cfg.ssim_luminance
+        parts["ssim"] = 1.0 - 0.5 * (ssim(fused, ir, luminance=lum) + ssim(fused, vis, luminance=lum))
     weights = {"intensity": cfg.w_intensity, "gradient": cfg.w_gradient, "ssim": cfg.w_ssim}
     total = sum((weights[k] * v for k, v in parts.items()), fused.new_zeros(()))
     if logits is not None and targets is not None and cfg.lambda_cls > 0:

@@ -9,10 +9,12 @@ Data flow for one IR / VIS-Y pair (both 1 x H x W on 0..1), padded to a multiple
                                                              └──> EntityBlock: gated cross-attention from x to
                                                                   the entity tokens (projected text embeddings
                                                                   of the active labels + a learned null token)
-    Decoder(x, f_ir, f_vis) -> residual;  fused Y = max(IR, VIS-Y) + residual
+    Decoder(x, f_ir, f_vis) -> residual;  fused Y = base + residual,
+    base = M + base_contrast * (M - blur(M)),  M = max(IR, VIS-Y)
 
-The residual's last conv starts at zero, so an untrained model outputs pixel-max (a strong baseline on
-VIF / Qabf); training then adds the detail and contrast the per-pixel max loses. The entity gates start at
+The residual's last conv starts at zero, so an untrained model outputs the base: pixel-max (a strong baseline on
+VIF / Qabf) with its local contrast raised (`base_contrast`, 0 = plain pixel-max); training then adds the detail
+the per-pixel max loses where the darker source holds the texture. The entity gates start at
 zero as in Flamingo, so the entity path opens only as far as it helps.
 """
 
@@ -184,6 +186,38 @@ class Decoder(nn.Module):
         return self.out(F.gelu(y))
 
 
+def _gauss_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    r = max(1, int(3 * sigma + 0.5))
+    ax = torch.arange(-r, r + 1, device=device, dtype=dtype)
+    g = torch.exp(-(ax**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def contrast_base(m: Tensor, amount: float, sigma: float) -> Tensor:
+    """`m + amount * (m - blur_sigma(m))`: an image (B,1,H,W) with its local contrast raised (unsharp mask).
+
+    The blur runs at 1/4 resolution (4x4 mean, Gaussian sigma/4, bilinear back up), so a wide sigma costs little.
+    `amount` 0 returns `m` itself.
+    """
+    if amount == 0:
+        return m
+    H, W = m.shape[-2:]
+    ph, pw = (-H) % 4, (-W) % 4
+    x = F.pad(m, (0, pw, 0, ph), mode="replicate") if ph or pw else m
+    low = F.avg_pool2d(x, 4)
+    k = _gauss_kernel(sigma / 4.0, m.device, m.dtype)
+    r = (k.numel() - 1) // 2
+    low = F.conv2d(F.pad(low, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    low = F.conv2d(F.pad(low, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    blur = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)[..., :H, :W]
+    return m + amount * (m - blur)
+
+
+def fusion_base(ir: Tensor, vis: Tensor, cfg: FusionConfig) -> Tensor:
+    """What the decoder's residual is added to: pixel-max, with its local contrast raised by `base_contrast`."""
+    return contrast_base(torch.maximum(ir, vis), cfg.base_contrast, cfg.base_sigma)
+
+
 @dataclass
 class FusionOutput:
     fused: Tensor  # (B,1,H,W), 0..1 (clamped in eval mode)
@@ -236,7 +270,7 @@ class EntityFusionNet(nn.Module):
                 active = labels.to(x.dtype)
             x = _map(self.entity(t, self.entity_table, active), h, w)
         residual = self.decoder(x, f_ir, f_vis)
-        fused = torch.maximum(ir, vis) + self.cfg.residual_scale * residual
+        fused = fusion_base(ir, vis, self.cfg) + self.cfg.residual_scale * residual
         fused = fused[..., :H, :W]
         if not self.training:
             fused = fused.clamp(0.0, 1.0)

@@ -1,0 +1,158 @@
+"""Validation sets, simulated lighting, the rank table, and the recipe's loss / augmentation pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fusion_synth import synth_pair, tiny_config, write_pair_folder
+
+from entitylabel.errors import EntityLabelError
+from entitylabel.fusion import losses
+from entitylabel.fusion.config import FusionConfig
+from entitylabel.fusion.data import light_augment
+from entitylabel.fusion.model import EntityFusionNet, contrast_base
+from entitylabel.fusion.rank import load_peers, rank_table
+from entitylabel.fusion.validate import SIX, ValSet, load_val_set, simulate_light, six_metrics, validate
+
+
+def _set(n: int = 2) -> ValSet:
+    pairs = []
+    for i in range(n):
+        ir, rgb = synth_pair(i, 70, 76)
+        pairs.append((f"p{i}", ir, rgb[..., 1]))
+    return ValSet("s", pairs)
+
+
+def test_untrained_model_scores_as_pixel_max() -> None:
+    """The residual starts at zero: validation must see exactly pixel-max (score 0, rank between the baselines)."""
+    torch.manual_seed(0)
+    model = EntityFusionNet(tiny_config(base_contrast=0.0))
+    sets = [_set(), simulate_light(_set(), "day")]
+    res = validate(model, sets)
+    assert res["score"] == pytest.approx(0.0, abs=1e-9)
+    for name, r in res["sets"].items():
+        base = sets[0 if name == "s" else 1].baseline_means()["pixel-max"]
+        assert all(r[m] == pytest.approx(base[m]) for m in SIX)
+    assert model.training  # validate leaves the mode as it found it
+
+
+def test_score_rewards_metrics_above_pixel_max() -> None:
+    torch.manual_seed(0)
+    model = EntityFusionNet(tiny_config(base_contrast=0.0))
+    torch.nn.init.constant_(model.decoder.out.bias, -0.3)  # a much darker output than pixel-max
+    res = validate(model.eval(), [_set()])
+    r = res["sets"]["s"]
+    assert res["score"] < -0.05 and r["above_max"] < 6
+
+
+def test_simulated_lighting() -> None:
+    vs = _set(1)
+    _, ir, vis = vs.pairs[0]
+    _, ir_low, vis_low = simulate_light(vs, "low-light").pairs[0]
+    _, ir_day, vis_day = simulate_light(vs, "day").pairs[0]
+    assert np.array_equal(ir_low, ir) and vis_low.mean() < 0.6 * vis.mean()
+    assert np.array_equal(vis_day, vis) and ir_day.mean() == pytest.approx(0.4 * ir.mean(), rel=0.02)
+    with pytest.raises(EntityLabelError, match="unknown lighting"):
+        simulate_light(vs, "dusk")
+
+
+def test_load_val_set_from_a_folder_leaves_out_small_pairs(tmp_path) -> None:
+    src = write_pair_folder(tmp_path / "v", {"a": ((70, 72), (70, 72)), "b": ((30, 40), (30, 40))})
+    with pytest.warns(UserWarning, match="under 64 px"):
+        vs = load_val_set(src, max_pairs=5)
+    assert [p[0] for p in vs.pairs] == ["v-a"]
+    small = write_pair_folder(tmp_path / "w", {"b": ((30, 40), (30, 40))})
+    with pytest.raises(EntityLabelError, match="no validation pair"), pytest.warns(UserWarning):
+        load_val_set(small)
+
+
+def test_six_metrics_match_the_evaluate_metrics() -> None:
+    from entitylabel.fusion.metrics import compute_all
+
+    ir, rgb = synth_pair(3, 70, 70)
+    vis = rgb[..., 0]
+    fused = np.maximum(ir, vis)
+    full = compute_all(ir, vis, fused)
+    assert six_metrics(ir, vis, fused) == pytest.approx({m: full[m] for m in SIX})
+
+
+def test_rank_table_uses_only_shared_pairs_and_min_ties() -> None:
+    rows = []
+    for pid in ("a", "b", "c"):
+        rows.append({"method": "m1", "pair_id": pid, **{m: 2.0 for m in SIX}})
+        rows.append({"method": "m2", "pair_id": pid, **{m: 1.0 for m in SIX}})
+    rows.append({"method": "m3", "pair_id": "a", **{m: 1.0 for m in SIX}})
+    rows.append({"method": "m3", "pair_id": "b", **{m: 9.0 if m == "EN" else 1.0 for m in SIX}})
+    t = rank_table(pd.DataFrame(rows))
+    assert int(t["n"].iloc[0]) == 2  # m3 lacks pair c
+    assert t.loc["m3", "EN"] == pytest.approx(5.0)
+    assert t.loc["m3", "rank_EN"] == 1 and t.loc["m1", "rank_EN"] == 2
+    assert t.loc["m2", "rank_SD"] == 2 and t.loc["m3", "rank_SD"] == 2  # tie shares the better rank
+    assert list(t.index) == ["m1", "m3", "m2"]
+    with pytest.raises(EntityLabelError, match="share no pair"):
+        rank_table(pd.DataFrame([rows[0], {**rows[1], "pair_id": "z"}]))
+
+
+def test_load_peers_filters_by_coverage(tmp_path) -> None:
+    rows = [{"method": "big", "pair_id": f"p{i}", **{m: 1.0 for m in SIX}} for i in range(3)]
+    rows.append({"method": "small", "pair_id": "p0", **{m: 1.0 for m in SIX}})
+    pd.DataFrame(rows).to_csv(tmp_path / "peers.csv", index=False)
+    assert set(load_peers(tmp_path / "peers.csv", min_pairs=2)["method"]) == {"big"}
+    pd.DataFrame({"method": ["x"], "pair_id": ["p"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(EntityLabelError, match="lack columns"):
+        load_peers(tmp_path / "bad.csv")
+
+
+def test_contrast_structure_ssim_ignores_brightness() -> None:
+    """The luminance factor is what pulls a fused image toward the sources' mean; without it a brighter copy
+    of a source scores 1 and the intensity loss alone decides the brightness."""
+    x = torch.rand(1, 1, 32, 32) * 0.5
+    assert float(losses.ssim(x, x + 0.4, luminance=False)) == pytest.approx(1.0, abs=1e-4)
+    assert float(losses.ssim(x, x + 0.4)) < 0.9
+
+
+def test_gradient_gain_scales_the_gradient_target() -> None:
+    ir = torch.rand(2, 1, 24, 24)
+    vis = torch.rand(2, 1, 24, 24)
+    fused = torch.maximum(ir, vis)
+    _, p1 = losses.fusion_loss(fused, ir, vis, tiny_config(grad_gain=1.0, w_intensity=0, w_ssim=0))
+    _, p2 = losses.fusion_loss(fused, ir, vis, tiny_config(grad_gain=1.5, w_intensity=0, w_ssim=0))
+    assert p2["gradient"] > p1["gradient"]
+
+
+def test_light_augment() -> None:
+    rng = np.random.default_rng(0)
+    ir = np.random.default_rng(1).random((16, 1, 8, 8), dtype=np.float32)
+    vis = np.random.default_rng(2).random((16, 1, 8, 8), dtype=np.float32)
+    same_ir, same_vis = light_augment(ir, vis, rng, 0.0)
+    assert np.array_equal(same_ir, ir) and np.array_equal(same_vis, vis)
+    a_ir, a_vis = light_augment(ir, vis, np.random.default_rng(5), 1.0)
+    b_ir, b_vis = light_augment(ir, vis, np.random.default_rng(5), 1.0)
+    assert np.array_equal(a_vis, b_vis) and a_vis.dtype == np.float32
+    assert 0.0 <= a_vis.min() and a_vis.max() <= 1.0 and 0.0 <= a_ir.min() and a_ir.max() <= 1.0
+    changed = [not np.allclose(a_vis[i], vis[i]) for i in range(16)]
+    assert all(changed)
+    assert float(a_ir.mean()) < float(ir.mean())  # IR gain is at most 1.1 and mostly below 1
+
+
+def test_contrast_base_raises_local_contrast_only() -> None:
+    flat = torch.full((1, 1, 37, 41), 0.4)
+    assert torch.allclose(contrast_base(flat, 0.5, 16.0), flat, atol=1e-6)  # nothing to raise, any size
+    x = torch.rand(1, 1, 64, 64)
+    assert torch.equal(contrast_base(x, 0.0, 16.0), x)
+    y = contrast_base(x, 0.5, 16.0)
+    assert y.shape == x.shape and float(y.std()) > 1.3 * float(x.std())
+    assert float(y.mean()) == pytest.approx(float(x.mean()), abs=0.01)  # no darkening or brightening
+
+
+def test_untrained_model_outputs_its_base_and_old_configs_keep_pixel_max() -> None:
+    torch.manual_seed(0)
+    cfg = tiny_config(base_contrast=0.5)
+    model = EntityFusionNet(cfg).eval()
+    ir, vis = torch.rand(1, 1, 40, 48), torch.rand(1, 1, 40, 48)
+    want = contrast_base(torch.maximum(ir, vis), 0.5, cfg.base_sigma).clamp(0, 1)
+    assert torch.allclose(model(ir, vis).fused, want, atol=1e-6)
+    stored = {k: v for k, v in cfg.to_dict().items() if k != "base_contrast"}  # a checkpoint from before the field
+    assert FusionConfig.from_dict(stored).base_contrast == 0.0
