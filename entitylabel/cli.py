@@ -23,6 +23,7 @@ from .settings import (
     ExportSettings,
     ExtractSettings,
     ReportSettings,
+    TrainSettings,
     cli_command,
     kwargs,
 )
@@ -242,40 +243,19 @@ def download(
 
 # --- train / fuse / evaluate (stage 5) ------------------------------------------------------------
 @app.command("train")
+@cli_command(TrainSettings)
 def train_cmd(
     dataset: Annotated[str, typer.Argument(help="Released dataset: export folder or hub id.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoint/, loss_curve.png).")],
-    config: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--config", help="Dataset config name (needed when the dataset has several)."),
-    ] = None,
-    max_minutes: Annotated[
-        Optional[float],  # noqa: UP045
-        typer.Option("--max-minutes", help="Training time budget; the LR schedule spans it."),
-    ] = None,
-    steps: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--steps", help="Optimizer steps budget (default 2000 when no --max-minutes)."),
-    ] = None,
     lambda_cls: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option("--lambda-cls", help="Weight of the entity BCE loss (0 switches the entity task off)."),
     ] = None,
-    split: Annotated[str, typer.Option(help="Split to train on (all splits when it does not exist).")] = "train",
-    resume: Annotated[bool, typer.Option(help="Resume from RUN_DIR/checkpoint when it exists.")] = True,
     set_: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--set", help="Any hyper-parameter as KEY=VALUE, e.g. --set patch_size=128 (repeat)."),
     ] = None,
-    val: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--val", help="Validation data (dataset's test split, manifest or folder); repeat. Keeps best/."),
-    ] = None,
-    val_points: Annotated[int, typer.Option("--val-points", help="Validations over the budget (last at end).")] = 4,
-    val_pairs: Annotated[int, typer.Option("--val-pairs", help="At most this many pairs per --val set.")] = 24,
-    status_every: Annotated[
-        int, typer.Option("--status-every", help="Steps between status lines when stderr is not a terminal.")
-    ] = 100,
+    settings: TrainSettings = TrainSettings(),  # noqa: B008
 ) -> None:
     """Train the compact entity-guided fusion model on a released dataset."""
     import warnings
@@ -292,10 +272,8 @@ def train_cmd(
         warnings.simplefilter("always")
         # with a live bar, lines go above it; without one (logs, pipes) they are the progress report
         say = progress.console.print if not progress.disable else console.print
-        result = train(dataset, out_dir, cfg, dataset_config=config, split=split, max_minutes=max_minutes,
-                       steps=steps, resume=resume, progress=progress, val=val or (), val_points=val_points,
-                       val_pairs=val_pairs, log=lambda line: say(line, markup=False, highlight=False, soft_wrap=True),
-                       status_steps=status_every)  # fmt: skip
+        result = train(dataset, out_dir, cfg, **kwargs(settings), progress=progress,
+                       log=lambda line: say(line, markup=False, highlight=False, soft_wrap=True))  # fmt: skip
     if not result.is_main:  # other accelerate processes: the main one reports
         raise typer.Exit(1 if result.status == "nan" else 0)
     for w in caught:

@@ -135,6 +135,34 @@ class ReportSettings:
     workers: int = setting(4, "threads that make thumbnails", fingerprint=False, min=1)
 
 
+@dataclass
+class TrainSettings:
+    """Run-level settings of `entitylabel train` (`fusion.train.train`); hyper-parameters live in `FusionConfig`.
+
+    No pipeline stage: its defaults and checks stay those of `train` (which reports a bad budget itself)."""
+
+    dataset_config: str | None = setting(None, "dataset config name (needed when the dataset has several)",
+                                         cli=("--config",))  # fmt: skip
+    split: str = setting("train", "split to train on (all splits when it does not exist)")
+    max_minutes: float | None = setting(None, "training time budget; the LR schedule spans it")
+    steps: int | None = setting(None, "optimizer steps budget (default 2000 when no --max-minutes)")
+    resume: bool = setting(True, "resume from RUN_DIR/checkpoint when it exists")
+    val: list[str] = setting(
+        help="validation data (dataset's test split, manifest or folder); repeat. Keeps best/", factory=list
+    )
+    val_points: int = setting(4, "validations over the budget (last at end)")
+    val_pairs: int | None = setting(24, "at most this many pairs per --val set")
+    status_steps: int = setting(100, "steps between status lines when stderr is not a terminal", fingerprint=False,
+                                cli=("--status-every",))  # fmt: skip
+
+
+# the train command's settings: (class, the function it configures, that function's keywords that are not settings)
+TRAIN_SETTINGS: tuple[type, str, frozenset[str]] = (
+    TrainSettings,
+    "entitylabel.fusion.train:train",
+    frozenset({"config", "progress", "log"}),
+)
+
 # stage -> (settings class, "module:function" it configures, that function's keywords that are not settings)
 STAGE_SETTINGS: dict[str, tuple[type, str, frozenset[str]]] = {
     "discover": (DiscoverSettings, "entitylabel.discover:run_discover", frozenset({"progress"})),

@@ -166,3 +166,48 @@ def test_export_shard_size_is_given_in_mb_on_the_cli(tmp_path, monkeypatch):
     with pytest.raises(ZeroDivisionError):
         main(["export", "--pairs", "p", "--config", "c", "--out", str(tmp_path), "--shard-mb", "7"])
     assert seen["shard_bytes"] == 7 * 10**6
+
+
+def test_train_settings_are_the_train_functions_keyword_settings():
+    """TrainSettings (the train command's options) and `fusion.train.train`'s keywords: same names, same defaults."""
+    from entitylabel.fusion.train import train
+
+    cls, target, not_settings = settings.TRAIN_SETTINGS
+    assert target == f"{train.__module__}:{train.__name__}"
+    params = {
+        n: p.default
+        for n, p in inspect.signature(train).parameters.items()
+        if p.default is not inspect.Parameter.empty and n not in not_settings
+    }
+    fields = {f.name: _default(f) for f in fields_of(cls)}
+    assert set(fields) == set(params), "TrainSettings and fusion.train.train drifted apart"
+    for name, default in fields.items():
+        have = list(params[name]) if isinstance(params[name], tuple) else params[name]
+        assert default == have, f"train.{name}: default {default!r} in settings, {have!r} in the function"
+
+
+def test_train_cli_options_reach_the_train_function(tmp_path, monkeypatch):
+    """The documented option names (--config, --status-every, ...) still work and land on train's keywords."""
+    seen = {}
+
+    class Done(Exception):
+        pass
+
+    def fake(dataset, out_dir, config=None, **kw):
+        seen.update(kw, dataset=dataset, config=config)
+        raise Done
+
+    monkeypatch.setattr("entitylabel.fusion.train.train", fake)
+    base = ["train", "release", "--out", str(tmp_path / "run")]
+    with pytest.raises(Done):
+        main(base)
+    assert {k: seen[k] for k in settings.kwargs(settings.TrainSettings())} == settings.kwargs(settings.TrainSettings())
+    assert seen["config"] is None and seen["dataset"] == "release"
+    with pytest.raises(Done):
+        main([*base, "--config", "tno", "--split", "test", "--max-minutes", "1.5", "--steps", "7", "--no-resume",
+              "--val", "a", "--val", "b", "--val-points", "2", "--val-pairs", "5", "--status-every", "3",
+              "--lambda-cls", "0", "--set", "patch_size=64"])  # fmt: skip
+    want = {"dataset_config": "tno", "split": "test", "max_minutes": 1.5, "steps": 7, "resume": False,
+            "val": ["a", "b"], "val_points": 2, "val_pairs": 5, "status_steps": 3}  # fmt: skip
+    assert {k: seen[k] for k in want} == want
+    assert seen["config"].lambda_cls == 0 and seen["config"].patch_size == 64

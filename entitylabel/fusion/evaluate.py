@@ -195,6 +195,75 @@ def _mean_rows(images: pd.DataFrame, methods: Sequence[str]) -> list[dict]:
     return rows
 
 
+def _check_baselines(baselines: Iterable[str]) -> list[str]:
+    base = list(dict.fromkeys(baselines))
+    unknown = [b for b in base if b not in BASELINES]
+    if unknown:
+        raise EntityLabelError(f"unknown baseline {unknown[0]!r}", hint=f"choose from {', '.join(BASELINES)}")
+    return base
+
+
+def _match_method(
+    fused_dir: str | Path | None, manifest: PairManifest, base: list[str], method: str | None
+) -> tuple[str | None, dict[str, Path | str]]:
+    """The fused method's table name (None: baselines only) and its pair_id -> image (or error) matches."""
+    if fused_dir is None:
+        if not base:
+            raise EntityLabelError("nothing to evaluate: no fused folder and no baseline")
+        return None, {}
+    folder = Path(fused_dir)
+    if not folder.is_dir():
+        raise EntityLabelError("fused-image folder not found", path=folder)
+    method = method or folder.resolve().name or "fused"
+    if method in {name for name, _ in BASELINES.values()}:
+        raise EntityLabelError(f"method name {method!r} is a baseline name", hint="pass another --name")
+    matches = match_fused(manifest, folder)
+    if not any(isinstance(v, Path) for v in matches.values()):
+        raise EntityLabelError(
+            f"no fused image matches any of the {len(manifest)} pairs",
+            path=folder,
+            hint="name fused files <pair_id>.png or after the source file stem",
+        )
+    return method, matches
+
+
+def _score_pairs(
+    manifest: PairManifest,
+    matches: dict[str, Path | str],
+    method: str | None,
+    base: list[str],
+    mi_log_base: float | str,
+    workers: int,
+    progress: Any,
+) -> list[list[dict]]:
+    """The rows of every pair in pair-id order (threads when `workers` > 1), advancing `progress`."""
+    records = manifest.df.sort_values("pair_id", kind="stable").to_dict("records")
+    task = progress.add_task("evaluate", total=len(records)) if progress is not None else None
+
+    def work(rec: dict[str, Any]) -> list[dict]:
+        rows = _score_pair(manifest, rec, matches.get(rec["pair_id"]), method, base, mi_log_base)
+        if progress is not None:
+            progress.advance(task)
+        return rows
+
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(work, records))
+    return [work(r) for r in records]
+
+
+def _long_table(per_pair: list[list[dict]], methods: list[str]) -> pd.DataFrame:
+    """Image rows sorted by method order then pair id, then one mean row per method."""
+    order = {m: i for i, m in enumerate(methods)}
+    images = pd.DataFrame([r for rows in per_pair for r in rows], columns=[*ID_COLUMNS, *METRICS])
+    images = images.sort_values(["method", "pair_id"], key=lambda s: s.map(order) if s.name == "method" else s)
+    table = pd.concat(
+        [images, pd.DataFrame(_mean_rows(images, methods), columns=[*ID_COLUMNS, *METRICS])], ignore_index=True
+    )
+    table["n"] = table["n"].astype("int64")
+    return table
+
+
 def evaluate(
     fused_dir: str | Path | None,
     pairs_manifest: str | Path | PairManifest,
@@ -216,57 +285,13 @@ def evaluate(
     out_path = _check_out(out_file)
     if out_path is not None:  # fail before scoring, not after minutes of work
         ensure_writable_dir(out_path.parent)
-    base = list(dict.fromkeys(baselines))
-    unknown = [b for b in base if b not in BASELINES]
-    if unknown:
-        raise EntityLabelError(f"unknown baseline {unknown[0]!r}", hint=f"choose from {', '.join(BASELINES)}")
+    base = _check_baselines(baselines)
     manifest = pairs_manifest if isinstance(pairs_manifest, PairManifest) else load_pairs(pairs_manifest, root)
     if len(manifest) == 0:
         raise EntityLabelError("pair manifest has no pairs", path=pairs_manifest)
-
-    matches: dict[str, Path | str] = {}
-    if fused_dir is not None:
-        folder = Path(fused_dir)
-        if not folder.is_dir():
-            raise EntityLabelError("fused-image folder not found", path=folder)
-        method = method or folder.resolve().name or "fused"
-        if method in {name for name, _ in BASELINES.values()}:
-            raise EntityLabelError(f"method name {method!r} is a baseline name", hint="pass another --name")
-        matches = match_fused(manifest, folder)
-        if not any(isinstance(v, Path) for v in matches.values()):
-            raise EntityLabelError(
-                f"no fused image matches any of the {len(manifest)} pairs",
-                path=folder,
-                hint="name fused files <pair_id>.png or after the source file stem",
-            )
-    elif not base:
-        raise EntityLabelError("nothing to evaluate: no fused folder and no baseline")
-    else:
-        method = None
-
-    records = manifest.df.sort_values("pair_id", kind="stable").to_dict("records")
-    task = progress.add_task("evaluate", total=len(records)) if progress is not None else None
-
-    def work(rec: dict[str, Any]) -> list[dict]:
-        rows = _score_pair(manifest, rec, matches.get(rec["pair_id"]), method, base, mi_log_base)
-        if progress is not None:
-            progress.advance(task)
-        return rows
-
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            per_pair = list(pool.map(work, records))
-    else:
-        per_pair = [work(r) for r in records]
-
-    methods = ([method] if method else []) + [BASELINES[b][0] for b in base]
-    order = {m: i for i, m in enumerate(methods)}
-    images = pd.DataFrame([r for rows in per_pair for r in rows], columns=[*ID_COLUMNS, *METRICS])
-    images = images.sort_values(["method", "pair_id"], key=lambda s: s.map(order) if s.name == "method" else s)
-    table = pd.concat(
-        [images, pd.DataFrame(_mean_rows(images, methods), columns=[*ID_COLUMNS, *METRICS])], ignore_index=True
-    )
-    table["n"] = table["n"].astype("int64")
+    method, matches = _match_method(fused_dir, manifest, base, method)
+    per_pair = _score_pairs(manifest, matches, method, base, mi_log_base, workers, progress)
+    table = _long_table(per_pair, ([method] if method else []) + [BASELINES[b][0] for b in base])
     if out_path is not None:
         write_table(table, out_path, mi_log_base=mi_log_base)
     return table

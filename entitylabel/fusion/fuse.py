@@ -214,6 +214,45 @@ def _write_png(img: Image.Image, path: Path) -> None:
         img.save(tmp, format="PNG")
 
 
+def _given_labels(labels: Any, space: list[str]) -> tuple[list[str] | None, dict[str, list[str]]]:
+    """`labels` read and checked against the model's label space; ignored (warning) by a fusion-only model."""
+    common, per_pair = _read_labels(labels, space)
+    if (common or per_pair) and not space:
+        warnings.warn("this checkpoint has no entity path (fusion only); the given labels are ignored", stacklevel=3)
+        common, per_pair = None, {}
+    if common is not None:
+        _multi_hot(common, space, "--labels")
+    return common, per_pair
+
+
+def _fuse_pair(model: EntityFusionNet, pair: Pair, out: Path, space: list[str],
+               names: list[str] | None) -> dict[str, Any]:  # fmt: skip
+    """Fuse one pair with the entity `names` (None: the classifier's own); write its PNGs; what it used."""
+    # pair ids come from data: an unsafe one fails before its images are read, and nothing leaves --out
+    gray_path = safe_child(out, pair.pair_id, ".png")
+    color_path = safe_child(out / COLOR_DIR, pair.pair_id, ".png")
+    ir_img, vis_img = pair.load()
+    ir = ir_gray(ir_img)
+    vis_y, cbcr = vis_ycbcr(vis_img)
+    check_same_size(ir, vis_y, pair.pair_id)
+    source = "given" if names is not None and space else ("predicted" if space else "none")
+    hot = _multi_hot(names, space, pair.pair_id) if names is not None and space else None
+    y, used = fuse_arrays(model, ir, vis_y, hot)
+    _write_png(Image.fromarray(y, mode="L"), gray_path)
+    _write_png(to_color(y, cbcr), color_path)
+    return {"entities": used, "source": source}
+
+
+def _write_summary(result: FuseResult, space: list[str]) -> None:
+    summary = {
+        "checkpoint": str(result.checkpoint),
+        "label_space": space,
+        "pairs": result.entities,
+        "failed": dict(sorted(result.failed.items())),
+    }
+    atomic_write_json(result.out_dir / SUMMARY, summary)
+
+
 def fuse(
     run_or_checkpoint: str | Path,
     input: str | Path | list[str | Path] | tuple[str | Path, str | Path],  # noqa: A002 - the CLI's word
@@ -237,49 +276,23 @@ def fuse(
     failed: dict[str, str] = {}
     inputs = list(input) if isinstance(input, list | tuple) else [input]
     pairs = _collect(inputs, space, dataset_config, split, failed)
-    common, per_pair = _read_labels(labels, space)
-    if (common or per_pair) and not space:
-        warnings.warn("this checkpoint has no entity path (fusion only); the given labels are ignored", stacklevel=2)
-        common, per_pair = None, {}
-    if common is not None:
-        _multi_hot(common, space, "--labels")
+    common, per_pair = _given_labels(labels, space)
     out = ensure_writable_dir(out_dir)
     ensure_writable_dir(out / COLOR_DIR)
     result = FuseResult(out_dir=out, checkpoint=ckpt, failed=failed)
-    single = len(inputs) == 2
     task = progress.add_task("fuse", total=len(pairs)) if progress is not None else None
     for pair in pairs:
+        names = per_pair.get(pair.pair_id, common if common is not None else pair.labels)
         try:
-            # pair ids come from data: an unsafe one fails before its images are read, and nothing leaves --out
-            gray_path = safe_child(out, pair.pair_id, ".png")
-            color_path = safe_child(out / COLOR_DIR, pair.pair_id, ".png")
-            ir_img, vis_img = pair.load()
-            ir = ir_gray(ir_img)
-            vis_y, cbcr = vis_ycbcr(vis_img)
-            check_same_size(ir, vis_y, pair.pair_id)
-            names = per_pair.get(pair.pair_id, common if common is not None else pair.labels)
-            source = "given" if names is not None and space else ("predicted" if space else "none")
-            hot = _multi_hot(names, space, pair.pair_id) if names is not None and space else None
-            y, used = fuse_arrays(model, ir, vis_y, hot)
-            _write_png(Image.fromarray(y, mode="L"), gray_path)
-            _write_png(to_color(y, cbcr), color_path)
+            result.entities[pair.pair_id] = _fuse_pair(model, pair, out, space, names)
             result.written.append(pair.pair_id)
-            result.entities[pair.pair_id] = {"entities": used, "source": source}
         except EntityLabelError as e:
-            if single:
+            if len(inputs) == 2:  # a single pair: its error is the command's
                 raise
             result.failed[pair.pair_id] = str(e)
         if task is not None:
             progress.advance(task)
-    atomic_write_json(
-        out / SUMMARY,
-        {
-            "checkpoint": str(ckpt),
-            "label_space": space,
-            "pairs": result.entities,
-            "failed": dict(sorted(result.failed.items())),
-        },
-    )
+    _write_summary(result, space)
     if not result.written and result.failed:
         first = next(iter(result.failed.items()))
         raise EntityLabelError(f"no pair could be fused ({len(result.failed)} failed; first: {first[0]}: {first[1]})")

@@ -167,6 +167,302 @@ def _resolve_config(
     return cfg.replace(labels=list(labels)), None
 
 
+def _check_budget(steps: int | None, max_minutes: float | None, val_points: int) -> int | None:
+    """One-line errors for a bad budget; `DEFAULT_STEPS` when neither steps nor minutes are given."""
+    if steps is not None and steps <= 0:
+        raise EntityLabelError(f"--steps must be positive, got {steps}")
+    if max_minutes is not None and max_minutes <= 0:
+        raise EntityLabelError(f"--max-minutes must be positive, got {max_minutes}")
+    if steps is None and max_minutes is None:
+        steps = DEFAULT_STEPS
+    if val_points < 1:
+        raise EntityLabelError(f"--val-points must be at least 1, got {val_points}")
+    return steps
+
+
+def _load_val_sets(
+    val: Sequence[ValSet | str | Path], dataset: Any, dataset_config: str | None, val_pairs: int | None
+) -> list[ValSet]:
+    """ValSet objects as given; other sources loaded (the training dataset again, its test split: same --config)."""
+    return [
+        v
+        if isinstance(v, ValSet)
+        else load_val_set(v, dataset_config=dataset_config if str(v) == str(dataset) else None, max_pairs=val_pairs)
+        for v in val
+    ]
+
+
+@dataclass
+class _Run:
+    """One training run in this process: the model, its optimizer and state, and the clocks of the loop.
+
+    The methods are the loop's steps, top to bottom: `start`, then per step `step` (forward, backward,
+    update), `report`, `maybe_validate`, `maybe_checkpoint`; then `finish` and `result`.
+    """
+
+    run_dir: Path
+    cfg: FusionConfig
+    accelerator: Any
+    model: Any
+    opt: torch.optim.Optimizer
+    state: TrainerState
+    sampler: PatchSampler
+    rng: np.random.Generator
+    n_params: int
+    steps: int | None
+    budget_s: float | None
+    val_sets: list[ValSet]
+    val_fracs: list[float]
+    log: Callable[[str], None] | None
+    last_ckpt: Path | None
+    status: str = "done"  # "done", "complete" (already trained), "nan"
+    message: str = ""
+    window: list[dict[str, float]] = field(default_factory=list)  # losses since the last history point
+    next_val: int = 0  # index into val_fracs of the next validation point
+    start_step: int = 0
+    t0: float = 0.0  # training-clock origin (moved forward by time spent validating)
+    elapsed0: float = 0.0  # training seconds of earlier runs (resume)
+    last_save_t: float = 0.0
+    last_save_step: int = 0
+    run_time: float = 0.0
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def use_labels(self) -> bool:
+        return entity_path_enabled(self.cfg)
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        """How much of the budget (steps or time, whichever is further) is spent."""
+        f = step / self.steps if self.steps else 0.0
+        return max(f, elapsed / self.budget_s) if self.budget_s else f
+
+    def agreed(self, flag: bool) -> bool:
+        """Any process says yes -> all do (so no process waits forever for the others)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(t, reduction="sum").item() > 0)
+
+    def say(self, line: str) -> None:
+        if self.log is not None and self.main:
+            self.log(line)
+
+    def _append_log(self, event: dict[str, Any]) -> None:
+        with open(self.run_dir / LOG_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")
+
+    def checkpoint(self) -> Path:
+        """Save RUN_DIR/checkpoint, the loss curve and a log event (main process); all processes wait."""
+        self.accelerator.wait_for_everyone()
+        path = self.run_dir / CHECKPOINT_DIR
+        if self.main:
+            st = self.state
+            path = save_checkpoint(self.run_dir, self.accelerator.unwrap_model(self.model), self.cfg, st, self.opt)
+            write_loss_curve(st.history, self.run_dir / CURVE_FILE)
+            self._append_log({"event": "checkpoint", "step": st.step, "elapsed_s": round(st.elapsed_s, 2),
+                              "time": time.time()})  # fmt: skip
+        return path
+
+    def validate(self) -> None:
+        """Score the validation sets (main process), keep the best checkpoint, log and draw the curve."""
+        self.accelerator.wait_for_everyone()
+        if self.main:
+            st = self.state
+            net = self.accelerator.unwrap_model(self.model)
+            res = validate(net, self.val_sets)
+            st.val_history.append({"step": st.step, "score": res["score"], "sets": res["sets"]})
+            better = not st.best or res["score"] > st.best["score"]
+            if better:
+                st.best = {"step": st.step, "score": res["score"]}
+                save_checkpoint(self.run_dir, net, self.cfg, st, None, folder=BEST_DIR)
+            write_val_curve(st.val_history, st.best.get("step"), self.run_dir / VAL_CURVE_FILE)
+            self._append_log({"event": "val", "step": st.step, "score": res["score"], "best": better,
+                              "sets": res["sets"], "time": time.time()})  # fmt: skip
+            for line in format_result(res):
+                self.say(f"validation step {st.step}{' (best)' if better else ''}: {line}")
+        self.accelerator.wait_for_everyone()
+
+    def start(self, progress: Any) -> Any:
+        """Start the clocks and the progress task; status "complete" when the budget was spent before."""
+        st = self.state
+        self.next_val = sum(f <= self.fraction(st.step, st.elapsed_s) for f in self.val_fracs[:-1])
+        self.start_step, self.t0 = st.step, time.monotonic()
+        self.elapsed0 = st.elapsed_s
+        self.last_save_t, self.last_save_step = self.t0, st.step
+        total = self.steps if self.steps else int(self.budget_s or 0)
+        done = st.step if self.steps else int(self.elapsed0)
+        task = progress.add_task("train", total=total, completed=done) if progress else None
+        if self.fraction(st.step, self.elapsed0) >= 1.0:
+            self.status = "complete"
+        return task
+
+    def step(self, lr: float) -> float | None:
+        """One optimizer step at `lr`; its loss, or None (status "nan") when the loss or gradient is not finite."""
+        cfg, dev = self.cfg, self.accelerator.device
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        ir, vis, target = (t.to(dev) for t in self.sampler.batch(self.rng, cfg.batch_size))
+        labels = target if self.use_labels else None
+        out = self.model(ir, vis, labels)
+        loss, parts = losses.fusion_loss(out.fused, ir, vis, cfg, out.logits, labels)
+        bad = self.agreed(not math.isfinite(float(loss.detach())))
+        if not bad:
+            self.opt.zero_grad(set_to_none=True)
+            self.accelerator.backward(loss)
+            norm = self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            bad = self.agreed(norm is not None and not math.isfinite(float(norm)))
+        if bad:
+            self._stop_on_nan(float(loss.detach()))
+            return None
+        self.opt.step()
+        self.state.step += 1
+        self.window.append({"loss": float(loss.detach()), **parts})
+        if len(self.window) >= cfg.log_steps:
+            self._flush_window(lr)
+        return float(loss.detach())
+
+    def _stop_on_nan(self, loss: float) -> None:
+        kept = (
+            f"the last good checkpoint (step {self.last_save_step}) is kept in {self.last_ckpt}"
+            if self.last_ckpt
+            else ("no checkpoint had been written yet")
+        )
+        self.status = "nan"
+        self.message = f"loss became {loss} at step {self.state.step + 1}; training stopped; {kept}"
+
+    def _flush_window(self, lr: float) -> None:
+        """One history point: the mean of the losses since the last one."""
+        avg = {k: float(np.mean([w[k] for w in self.window])) for k in self.window[0]}
+        self.state.history.append({"step": self.state.step, "lr": lr, **avg})
+        self.window = []
+
+    def status_line(self, loss: float) -> str:
+        run_s = time.monotonic() - self.t0
+        recent = [h["loss"] for h in self.state.history[-5:]] or [loss]
+        return _status_line(self.state.step, self.steps, self.budget_s, self.elapsed0 + run_s, run_s,
+                            self.state.step - self.start_step, self.cfg.batch_size, float(np.mean(recent)))  # fmt: skip
+
+    def maybe_validate(self) -> None:
+        """Validate at the next of the evenly spaced points (the last one is `finish`'s); not training time."""
+        if self.val_sets and self.next_val < len(self.val_fracs) - 1:
+            now_frac = self.fraction(self.state.step, self.elapsed0 + (time.monotonic() - self.t0))
+            if self.agreed(now_frac >= self.val_fracs[self.next_val]):
+                t_val = time.monotonic()
+                self.validate()
+                self.next_val += 1
+                self.t0 += time.monotonic() - t_val
+
+    def maybe_checkpoint(self) -> None:
+        now, cfg = time.monotonic(), self.cfg
+        due_time = now - self.last_save_t >= cfg.checkpoint_minutes * 60
+        if self.agreed(due_time or self.state.step - self.last_save_step >= cfg.checkpoint_steps):
+            self.last_ckpt = self.checkpoint()
+            self.last_save_t, self.last_save_step = time.monotonic(), self.state.step
+
+    def loop(self, progress: Any, status_steps: int) -> None:
+        """Step until the budget is spent (agreed by all processes) or the loss is no longer finite."""
+        bar_shown = progress is not None and not getattr(progress, "disable", False)
+        task = self.start(progress)
+        while self.status == "done":
+            st = self.state
+            st.elapsed_s = self.elapsed0 + (time.monotonic() - self.t0)
+            frac = self.fraction(st.step, st.elapsed_s)
+            if self.agreed(frac >= 1.0):
+                break
+            loss = self.step(lr_at(self.cfg, st.step, frac))
+            if loss is None:
+                break
+            if task is not None:
+                progress.update(task, completed=st.step if self.steps else int(st.elapsed_s),
+                                description=f"train loss {loss:.4f}")  # fmt: skip
+            if not bar_shown and status_steps > 0 and st.step % status_steps == 0:
+                self.say(self.status_line(loss))
+            self.maybe_validate()
+            self.maybe_checkpoint()
+
+    def finish(self) -> None:
+        """After a finished budget: last history point, last validation, final checkpoint."""
+        st = self.state
+        if self.status != "done":
+            self.run_time = time.monotonic() - self.t0
+            return
+        if self.window:
+            self._flush_window(lr_at(self.cfg, st.step, 1.0))
+        self.run_time = time.monotonic() - self.t0
+        if self.val_sets and not (st.val_history and st.val_history[-1]["step"] == st.step):
+            self.validate()
+        if not self.val_sets and (self.run_dir / BEST_DIR).is_dir() and self.main:  # chosen for an earlier budget
+            shutil.rmtree(self.run_dir / BEST_DIR)
+            st.best = {}
+            warnings.warn(f"removed {self.run_dir / BEST_DIR} (this run went on without --val)", stacklevel=3)
+        self.last_ckpt = self.checkpoint()
+
+    def result(self) -> TrainResult:
+        st, done_steps = self.state, self.state.step - self.start_step
+        return TrainResult(
+            run_dir=self.run_dir,
+            status=self.status,
+            step=st.step,
+            elapsed_s=st.elapsed_s,
+            params=self.n_params,
+            labels=list(self.cfg.labels),
+            fusion_only=not self.use_labels,
+            checkpoint=self.last_ckpt,
+            patches_per_s=done_steps * self.cfg.batch_size / self.run_time if done_steps and self.run_time > 0 else 0.0,
+            last_loss=st.history[-1] if st.history else {},
+            message=self.message,
+            is_main=self.main,
+            best=dict(st.best),
+            last_val=(
+                {"score": st.val_history[-1]["score"], "sets": st.val_history[-1]["sets"]}
+                if self.val_sets and st.val_history
+                else {}
+            ),  # fmt: skip
+        )
+
+
+def _setup(
+    run_dir: Path, ds: Any, cfg: FusionConfig, ckpt: Path | None, *, steps: int | None, max_minutes: float | None,
+    val_sets: list[ValSet], val_points: int, log: Callable[[str], None] | None,
+) -> _Run:  # fmt: skip
+    """Model (entity table embedded for a new run), AdamW, state restored from `ckpt`, all prepared by accelerate."""
+    from accelerate import Accelerator
+
+    store = PairStore(ds, cfg.labels if entity_path_enabled(cfg) else [])
+    accelerator = Accelerator()
+    table = None
+    if entity_path_enabled(cfg) and ckpt is None:
+        from .text_embed import embed_labels
+
+        table = embed_labels(cfg.labels, cfg.entity_template)
+    torch.manual_seed(cfg.seed)
+    model = EntityFusionNet(cfg, entity_table=table)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = load_training_state(ckpt, model, opt) if ckpt is not None else TrainerState()
+    model, opt = accelerator.prepare(model, opt)
+    model.train()
+    return _Run(
+        run_dir=run_dir,
+        cfg=cfg,
+        accelerator=accelerator,
+        model=model,
+        opt=opt,
+        state=state,
+        n_params=accelerator.unwrap_model(model).num_params(),
+        sampler=PatchSampler(store, cfg),
+        rng=np.random.default_rng([cfg.seed, state.step, accelerator.process_index]),
+        steps=steps,
+        budget_s=max_minutes * 60.0 if max_minutes is not None else None,
+        val_sets=val_sets,
+        val_fracs=[(k + 1) / val_points for k in range(val_points)],
+        log=log,
+        last_ckpt=ckpt,
+    )
+
+
 def train(
     dataset: Any,
     out_dir: str | Path,
@@ -192,28 +488,14 @@ def train(
     scored at `val_points` evenly spaced points of the budget (time spent validating is not training time).
     `log` gets validation lines, and a status line every `status_steps` steps when `progress` shows no bar.
     """
-    from accelerate import Accelerator
-
-    if steps is not None and steps <= 0:
-        raise EntityLabelError(f"--steps must be positive, got {steps}")
-    if max_minutes is not None and max_minutes <= 0:
-        raise EntityLabelError(f"--max-minutes must be positive, got {max_minutes}")
-    if steps is None and max_minutes is None:
-        steps = DEFAULT_STEPS
-    if val_points < 1:
-        raise EntityLabelError(f"--val-points must be at least 1, got {val_points}")
+    steps = _check_budget(steps, max_minutes, val_points)
     run_dir = ensure_writable_dir(out_dir)
-    val_sets = [
-        v
-        if isinstance(v, ValSet)  # the training dataset again (its test split): same --config
-        else load_val_set(v, dataset_config=dataset_config if str(v) == str(dataset) else None, max_pairs=val_pairs)
-        for v in val
-    ]
+    val_sets = _load_val_sets(val, dataset, dataset_config, val_pairs)
     ds = pick_split(open_dataset(dataset, dataset_config), split)
     if len(ds) == 0:
         raise EntityLabelError("the dataset has no pairs", path=str(dataset))
     names = label_space(ds)
-    store = PairStore(ds, names)
+    store = PairStore(ds, names)  # checks the ir/vis columns first
     if not names:
         warn_fusion_only("the dataset has no entity label space")
         names = []
@@ -221,173 +503,8 @@ def train(
         warn_fusion_only("no pair of the dataset carries an entity label")
         names = []
     cfg, ckpt = _resolve_config(run_dir, config, names, resume)
-    store = PairStore(ds, cfg.labels if entity_path_enabled(cfg) else [])
-
-    accelerator = Accelerator()
-    main = accelerator.is_main_process
-    table = None
-    if entity_path_enabled(cfg) and ckpt is None:
-        from .text_embed import embed_labels
-
-        table = embed_labels(cfg.labels, cfg.entity_template)
-    torch.manual_seed(cfg.seed)
-    model = EntityFusionNet(cfg, entity_table=table)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = load_training_state(ckpt, model, opt) if ckpt is not None else TrainerState()
-    model, opt = accelerator.prepare(model, opt)
-    model.train()
-    n_params = accelerator.unwrap_model(model).num_params()
-    budget_s = max_minutes * 60.0 if max_minutes is not None else None
-    sampler = PatchSampler(store, cfg)
-    rng = np.random.default_rng([cfg.seed, state.step, accelerator.process_index])
-    use_labels = entity_path_enabled(cfg)
-
-    def fraction(step: int, elapsed: float) -> float:
-        f = step / steps if steps else 0.0
-        return max(f, elapsed / budget_s) if budget_s else f
-
-    def agreed(flag: bool) -> bool:  # any process says yes -> all do
-        if accelerator.num_processes == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
-        return bool(accelerator.reduce(t, reduction="sum").item() > 0)
-
-    def checkpoint() -> Path:
-        accelerator.wait_for_everyone()
-        path = run_dir / CHECKPOINT_DIR
-        if main:
-            path = save_checkpoint(run_dir, accelerator.unwrap_model(model), cfg, state, opt)
-            write_loss_curve(state.history, run_dir / CURVE_FILE)
-            with open(run_dir / LOG_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"event": "checkpoint", "step": state.step, "elapsed_s": round(state.elapsed_s, 2),
-                                    "time": time.time()}) + "\n")  # fmt: skip
-        return path
-
-    def say(line: str) -> None:
-        if log is not None and main:
-            log(line)
-
-    bar_shown = progress is not None and not getattr(progress, "disable", False)
-    val_fracs = [(k + 1) / val_points for k in range(val_points)]
-    next_val = sum(f <= fraction(state.step, state.elapsed_s) for f in val_fracs[:-1])
-
-    def run_validation() -> None:
-        """Score the validation sets (main process), keep the best checkpoint, log and draw the curve."""
-        accelerator.wait_for_everyone()
-        if main:
-            net = accelerator.unwrap_model(model)
-            res = validate(net, val_sets)
-            state.val_history.append({"step": state.step, "score": res["score"], "sets": res["sets"]})
-            better = not state.best or res["score"] > state.best["score"]
-            if better:
-                state.best = {"step": state.step, "score": res["score"]}
-                save_checkpoint(run_dir, net, cfg, state, None, folder=BEST_DIR)
-            write_val_curve(state.val_history, state.best.get("step"), run_dir / VAL_CURVE_FILE)
-            with open(run_dir / LOG_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"event": "val", "step": state.step, "score": res["score"], "best": better,
-                                    "sets": res["sets"], "time": time.time()}) + "\n")  # fmt: skip
-            for line in format_result(res):
-                say(f"validation step {state.step}{' (best)' if better else ''}: {line}")
-        accelerator.wait_for_everyone()
-
-    status, message = "done", ""
-    last_ckpt: Path | None = ckpt
-    start_step, t0 = state.step, time.monotonic()
-    elapsed0 = state.elapsed_s
-    last_save_t, last_save_step = t0, state.step
-    window: list[dict[str, float]] = []
-    total = steps if steps else int(budget_s or 0)
-    task = (
-        progress.add_task("train", total=total, completed=state.step if steps else int(elapsed0)) if progress else None
-    )
-    if fraction(state.step, elapsed0) >= 1.0:
-        status = "complete"
-    while status == "done":
-        state.elapsed_s = elapsed0 + (time.monotonic() - t0)
-        frac = fraction(state.step, state.elapsed_s)
-        if agreed(frac >= 1.0):
-            break
-        lr = lr_at(cfg, state.step, frac)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        ir, vis, target = (t.to(accelerator.device) for t in sampler.batch(rng, cfg.batch_size))
-        out = model(ir, vis, target if use_labels else None)
-        loss, parts = losses.fusion_loss(out.fused, ir, vis, cfg, out.logits, target if use_labels else None)
-        bad = agreed(not math.isfinite(float(loss.detach())))
-        if not bad:
-            opt.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            bad = agreed(norm is not None and not math.isfinite(float(norm)))
-        if bad:
-            status = "nan"
-            kept = (
-                f"the last good checkpoint (step {last_save_step}) is kept in {last_ckpt}"
-                if last_ckpt
-                else ("no checkpoint had been written yet")
-            )
-            message = f"loss became {float(loss.detach())} at step {state.step + 1}; training stopped; {kept}"
-            break
-        opt.step()
-        state.step += 1
-        window.append({"loss": float(loss.detach()), **parts})
-        if len(window) >= cfg.log_steps:
-            avg = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-            state.history.append({"step": state.step, "lr": lr, **avg})
-            window = []
-        if task is not None:
-            progress.update(task, completed=state.step if steps else int(state.elapsed_s),
-                            description=f"train loss {float(loss.detach()):.4f}")  # fmt: skip
-        if not bar_shown and status_steps > 0 and state.step % status_steps == 0:
-            run_s = time.monotonic() - t0
-            recent = [h["loss"] for h in state.history[-5:]] or [float(loss.detach())]
-            say(_status_line(state.step, steps, budget_s, elapsed0 + run_s, run_s, state.step - start_step,
-                             cfg.batch_size, float(np.mean(recent))))  # fmt: skip
-        if val_sets and next_val < len(val_fracs) - 1:
-            now_frac = fraction(state.step, elapsed0 + (time.monotonic() - t0))
-            if agreed(now_frac >= val_fracs[next_val]):
-                t_val = time.monotonic()
-                run_validation()
-                next_val += 1
-                t0 += time.monotonic() - t_val  # validation time is not training time
-        now = time.monotonic()
-        if agreed(
-            now - last_save_t >= cfg.checkpoint_minutes * 60 or state.step - last_save_step >= cfg.checkpoint_steps
-        ):
-            last_ckpt = checkpoint()
-            last_save_t, last_save_step = time.monotonic(), state.step
-    if status == "done":
-        if window:
-            avg = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
-            state.history.append({"step": state.step, "lr": lr_at(cfg, state.step, 1.0), **avg})
-        run_time = time.monotonic() - t0
-        if val_sets and not (state.val_history and state.val_history[-1]["step"] == state.step):
-            run_validation()
-        if not val_sets and (run_dir / BEST_DIR).is_dir() and main:  # chosen for an earlier budget: stale now
-            shutil.rmtree(run_dir / BEST_DIR)
-            state.best = {}
-            warnings.warn(f"removed {run_dir / BEST_DIR} (this run went on without --val)", stacklevel=2)
-        last_ckpt = checkpoint()
-    else:
-        run_time = time.monotonic() - t0
-    done_steps = state.step - start_step
-    return TrainResult(
-        run_dir=run_dir,
-        status=status,
-        step=state.step,
-        elapsed_s=state.elapsed_s,
-        params=n_params,
-        labels=list(cfg.labels),
-        fusion_only=not use_labels,
-        checkpoint=last_ckpt,
-        patches_per_s=done_steps * cfg.batch_size / run_time if done_steps and run_time > 0 else 0.0,
-        last_loss=state.history[-1] if state.history else {},
-        message=message,
-        is_main=main,
-        best=dict(state.best),
-        last_val=(
-            {"score": state.val_history[-1]["score"], "sets": state.val_history[-1]["sets"]}
-            if val_sets and state.val_history
-            else {}
-        ),  # fmt: skip
-    )
+    run = _setup(run_dir, ds, cfg, ckpt, steps=steps, max_minutes=max_minutes, val_sets=val_sets,
+                 val_points=val_points, log=log)  # fmt: skip
+    run.loop(progress, status_steps)
+    run.finish()
+    return run.result()
