@@ -27,7 +27,7 @@ from spacy.util import filter_spans
 
 from .polarity import polarity_scopes
 from .vocab import Vocabulary
-from .wordnet_forms import compound_forms, noun_only_forms
+from .wordnet_forms import wordnet_forms
 
 _NOUN_POS = frozenset({"NOUN", "PROPN"})
 _NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "appos", "oprd", "dative"})
@@ -62,8 +62,8 @@ class MentionFinder:
         self.vocab = vocab
         self.lower = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.lemma = PhraseMatcher(nlp.vocab, attr="LEMMA")
-        self.compounds = compound_forms(vocab)  # WordNet's multi-word synonyms ("remote control" -> remote)
-        self.noun_only = noun_only_forms(vocab)  # forms WordNet never reads as adjectives ("skateboard")
+        # WordNet's multi-word synonyms ("remote control" -> remote) and the forms it never reads as adjectives
+        self.compounds, self.noun_only = wordnet_forms(vocab)
         self._add(nlp, _ENTITY, vocab.multiword_forms + list(self.compounds))
         self._add(nlp, _META, vocab.multiword_meta)
         self._cache: dict[tuple[str, str], tuple[str | None, bool]] = {}

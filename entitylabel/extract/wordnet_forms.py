@@ -11,14 +11,22 @@
   "surfboard", but not "orange" or "remote"). When the tagger calls one of them an adjective ("a skateboard
   trick", "a red and yellow surfboard"), it is a mistagged noun.
 
-Both are computed once per vocabulary (cached) from WordNet 3.0 (resources.wordnet).
+Both come from WordNet 3.0 (resources.wordnet). Loading WordNet takes seconds, so `wordnet_forms` keeps the
+result in the user cache, keyed by the vocabulary file's SHA-256 and the rules' version: a run (and each parse
+worker) pays for it once per vocabulary.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 
+from ..errors import EntityLabelError
+from ..io import atomic_write_json
+from ..resources import cache_dir
 from .vocab import Vocabulary
+
+RULES_VERSION = 1  # bump when the rules below change, so cached results are recomputed
 
 SENSES = 2  # only a form's commonest noun senses (WordNet lists them by frequency): no "guy wire" -> person
 
@@ -59,3 +67,20 @@ def noun_only_forms(vocab: Vocabulary) -> frozenset[str]:
         for f in vocab.forms
         if f.isalpha() and wn.synsets(f, "n") and not wn.synsets(f, "a") and not wn.synsets(f, "s")
     )
+
+
+def wordnet_forms(vocab: Vocabulary) -> tuple[dict[str, str], frozenset[str]]:
+    """(`compound_forms`, `noun_only_forms`) of `vocab`, from the user cache when there (see module docstring)."""
+    path = cache_dir() / "wordnet_forms" / f"{vocab.sha256}-v{RULES_VERSION}.json"
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(d["compounds"], dict) and isinstance(d["noun_only"], list):
+            return {str(k): str(v) for k, v in d["compounds"].items()}, frozenset(map(str, d["noun_only"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or unreadable: recompute
+    compounds, noun_only = compound_forms(vocab), noun_only_forms(vocab)
+    try:
+        atomic_write_json(path, {"compounds": compounds, "noun_only": sorted(noun_only)})
+    except (OSError, EntityLabelError):
+        pass  # a read-only cache costs time, not results
+    return compounds, noun_only
