@@ -156,3 +156,48 @@ def test_sentence_index_of_mentions(finder):
     cands = finder.candidates(nlp()("A car. A dog. A man walks. A tree stands. A bench is there."))
     by_entity = {c.entity: c.sentence for c in cands if c.entity}
     assert by_entity == {"car": 0, "dog": 1, "person": 2, "tree": 3, "bench": 4}
+
+
+WORDNET_VOCAB = """name: wordnet-test
+version: "1"
+entities:
+  remote: {synonyms: [remote, remotes]}
+  skateboard: {synonyms: [skateboard, skateboards]}
+  surfboard: {synonyms: [surfboard, surfboards]}
+  orange: {synonyms: [orange, oranges]}
+  car: {synonyms: [car, cars, sedan, sedans]}
+  chair: {synonyms: [chair, chairs]}
+  person: {synonyms: [person, people, man, men]}
+"""
+
+
+@pytest.fixture(scope="module")
+def wordnet_finder(tmp_path_factory, entitylabel_cache):
+    vocab = load_vocab(write_vocab(tmp_path_factory.mktemp("wnvocab"), WORDNET_VOCAB))
+    return MentionFinder(nlp(), vocab)
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "outcome"),
+    [
+        ("5 different remote controls", "remote", "kept"),  # WordNet: remote control = remote; plural via lemma
+        ("There is a remote control on the table.", "remote", "kept"),
+        ("A man carrying a red and yellow surfboard walks towards the ocean.", "surfboard", "kept"),  # tagged ADJ
+        ("A young man is performing a skateboard trick.", "skateboard", "modifier"),  # tagged ADJ, a modifier
+        ("An old sedan chair in a museum.", "chair", "kept"),  # the head names its own entity
+    ],
+)
+def test_wordnet_compounds_and_mistagged_adjectives(wordnet_finder, text, entity, outcome):
+    assert outcome in verdicts(wordnet_finder, text).get(entity, set())
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("A man in an orange work suit.", "orange"),  # a real adjective stays one
+        ("An old sedan chair in a museum.", "car"),  # at most a modifier
+        ("Two remote controls on a couch.", "control"),  # the compound is one mention, not its head
+    ],
+)
+def test_wordnet_rules_add_no_false_mentions(wordnet_finder, text, entity):
+    assert "kept" not in verdicts(wordnet_finder, text).get(entity, set())

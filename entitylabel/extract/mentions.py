@@ -1,7 +1,8 @@
 """Candidate entity mentions in parsed captions: multi-word vocabulary forms first, then noun heads.
 
 1. Multi-word vocabulary forms ("traffic light", "hot dog", "lamp-post") and multi-word meta nouns
-   ("infrared view") are matched as units by two spaCy PhraseMatchers, one on LOWER and one on LEMMA
+   ("infrared view"), and the multi-word WordNet synonyms of vocabulary forms ("remote control" -> remote;
+   wordnet_forms.py), are matched as units by two spaCy PhraseMatchers, one on LOWER and one on LEMMA
    ("stop signs" -> "stop sign"). Overlaps keep the longest, leftmost span. (spaCy keeps capitals in
    proper-noun lemmas; such spans are still found by the LOWER matcher when written as listed.)
 2. Every other noun is a candidate when it is the head of its phrase. A noun that modifies a noun to its
@@ -26,6 +27,7 @@ from spacy.util import filter_spans
 
 from .polarity import polarity_scopes
 from .vocab import Vocabulary
+from .wordnet_forms import wordnet_forms
 
 _NOUN_POS = frozenset({"NOUN", "PROPN"})
 _NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "appos", "oprd", "dative"})
@@ -60,7 +62,9 @@ class MentionFinder:
         self.vocab = vocab
         self.lower = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.lemma = PhraseMatcher(nlp.vocab, attr="LEMMA")
-        self._add(nlp, _ENTITY, vocab.multiword_forms)
+        # WordNet's multi-word synonyms ("remote control" -> remote) and the forms it never reads as adjectives
+        self.compounds, self.noun_only = wordnet_forms(vocab)
+        self._add(nlp, _ENTITY, vocab.multiword_forms + list(self.compounds))
         self._add(nlp, _META, vocab.multiword_meta)
         self._cache: dict[tuple[str, str], tuple[str | None, bool]] = {}
         strings = nlp.vocab.strings
@@ -78,7 +82,12 @@ class MentionFinder:
         key = (phrase, lemma)
         hit = self._cache.get(key)
         if hit is None:
-            entity = self.vocab.lookup(phrase) or self.vocab.lookup(lemma)
+            entity = (
+                self.vocab.lookup(phrase)
+                or self.vocab.lookup(lemma)
+                or self.compounds.get(phrase)
+                or self.compounds.get(lemma)
+            )
             meta = entity is None and (self.vocab.is_meta(phrase) or self.vocab.is_meta(lemma))
             hit = self._cache[key] = (entity, meta)
         return hit
@@ -110,7 +119,7 @@ class MentionFinder:
                 continue
             tok = doc[i]
             noun = _is_noun(tok)
-            if not noun and not _is_mistagged_noun(tok):
+            if not noun and not _is_mistagged_noun(tok, self.noun_only):
                 continue
             phrase = tok.lower_
             lemma = tok.lemma_.lower()
@@ -148,11 +157,14 @@ def _is_noun(tok) -> bool:
     return tok.pos_ in _NOUN_POS and (tok.is_alpha or "-" in tok.text)
 
 
-def _is_mistagged_noun(tok) -> bool:
+def _is_mistagged_noun(tok, noun_only: frozenset[str] = frozenset()) -> bool:
     """A word the tagger called a verb/adjective where the parse says noun: "holding skis" (dobj), "a knife
-    and fork" (conj of a noun), "a surfboard riding" (amod of a non-noun). Only vocabulary forms count."""
+    and fork" (conj of a noun), "a surfboard riding" (amod of a non-noun); or an "adjective" that WordNet
+    knows only as a noun ("a skateboard trick", "a red and yellow surfboard"). Only vocabulary forms count."""
     if tok.pos_ not in ("VERB", "ADJ", "X") or not tok.is_alpha:
         return False
+    if tok.pos_ == "ADJ" and tok.lower_ in noun_only and tok.dep_ in ("amod", "conj"):
+        return True
     dep = tok.dep_
     if dep in _NOMINAL_DEPS:
         return True
