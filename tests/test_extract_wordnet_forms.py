@@ -44,3 +44,18 @@ def test_cached_forms_equal_computed_and_bad_cache_is_recomputed(tmp_path, entit
     path.write_text("{not json", encoding="utf-8")
     assert wf.wordnet_forms(vocab) == want
     assert json.loads(path.read_text(encoding="utf-8"))["compounds"]["remote control"] == "remote"  # rewritten
+
+
+def test_a_curated_synset_limits_compounds_to_that_sense(tmp_path, entitylabel_cache):
+    """"plant" as vegetation (the vocabulary's synset) must not bring "industrial plant" (plant.n.01, a factory)."""
+    text = """name: wn-curated
+version: "1"
+entities:
+  vegetation: {synonyms: [vegetation, plant], synset: vegetation.n.01}
+  dog: {synonyms: [dog], synset: dog.n.01}
+  truck: {synonyms: [truck]}
+"""
+    compounds = wf.compound_forms(load_vocab(write_vocab(tmp_path, text)))
+    assert "industrial plant" not in compounds
+    assert compounds["domestic dog"] == "dog"  # a lemma of the curated synset itself
+    assert compounds["hand truck"] == "truck"  # no synset given: the form's commonest senses, as before

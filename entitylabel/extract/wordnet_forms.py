@@ -5,7 +5,8 @@
   television_receiver.n.01 with "tv"). Only multi-word lemmas are added (single words would import every rare
   sense), only lowercase ones (no proper names), only those that contain the form as a word and whose head
   word names no other entity ("sedan chair" stays a chair, "microwave oven" an oven), never a form the
-  vocabulary already has, and never one that would name two entities. Without this the compound's first word
+  vocabulary already has, and never one that would name two entities. Where the vocabulary gives the entity a
+  WordNet synset (a curated sense), compounds come from that synset alone, and only for forms that are its lemmas. Without this the compound's first word
   is read as a modifier of an unknown head ("remote controls" -> controls), and the entity is lost.
 - `noun_only_forms`: single-word vocabulary forms with no adjective sense in WordNet ("skateboard",
   "surfboard", but not "orange" or "remote"). When the tagger calls one of them an adjective ("a skateboard
@@ -26,7 +27,7 @@ from ..io import atomic_write_json
 from ..resources import cache_dir
 from .vocab import Vocabulary
 
-RULES_VERSION = 1  # bump when the rules below change, so cached results are recomputed
+RULES_VERSION = 2  # bump when the rules below change, so cached results are recomputed
 
 SENSES = 2  # only a form's commonest noun senses (WordNet lists them by frequency): no "guy wire" -> person
 
@@ -41,7 +42,7 @@ def compound_forms(vocab: Vocabulary) -> dict[str, str]:
     for form, entity in vocab.forms.items():
         if " " in form or "-" in form:
             continue
-        for syn in wn.synsets(form, "n")[:SENSES]:
+        for syn in _senses(wn, form, vocab.entities[entity].synset):
             for name in syn.lemma_names():
                 if "_" not in name or name != name.lower():
                     continue
@@ -54,6 +55,15 @@ def compound_forms(vocab: Vocabulary) -> dict[str, str]:
                 if vocab.lookup(phrase) is None and not vocab.is_meta(phrase):
                     found.setdefault(phrase, set()).add(entity)
     return {p: next(iter(e)) for p, e in sorted(found.items()) if len(e) == 1}
+
+
+def _senses(wn, form: str, curated: str | None) -> list:
+    """The senses a form's compounds may come from: the entity's own synset where the vocabulary names one (a
+    curated sense: "plant" as vegetation must not bring "industrial plant"), else the form's commonest senses."""
+    if curated is not None:
+        syn = wn.synset(curated)
+        return [syn] if form.replace(" ", "_") in syn.lemma_names() or form in syn.lemma_names() else []
+    return wn.synsets(form, "n")[:SENSES]
 
 
 @functools.lru_cache(maxsize=8)
