@@ -5,9 +5,10 @@
   television_receiver.n.01 with "tv"). Only multi-word lemmas are added (single words would import every rare
   sense), only lowercase ones (no proper names), only those that contain the form as a word and whose head
   word names no other entity ("sedan chair" stays a chair, "microwave oven" an oven), never a form the
-  vocabulary already has, and never one that would name two entities. Where the vocabulary gives the entity a
-  WordNet synset (a curated sense), compounds come from that synset alone, and only for forms that are its lemmas. Without this the compound's first word
-  is read as a modifier of an unknown head ("remote controls" -> controls), and the entity is lost.
+  vocabulary already has, and never one that would name two entities. Without this the compound's first word
+  is read as a modifier of an unknown head ("remote controls" -> controls), and the entity is lost. Where the
+  vocabulary gives the entity a WordNet synset (a curated sense), compounds come from that synset alone, and
+  only for forms that are its lemmas ("plant" as vegetation never brings "industrial plant").
 - `noun_only_forms`: single-word vocabulary forms with no adjective sense in WordNet ("skateboard",
   "surfboard", but not "orange" or "remote"). When the tagger calls one of them an adjective ("a skateboard
   trick", "a red and yellow surfboard"), it is a mistagged noun.
