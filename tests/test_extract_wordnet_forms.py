@@ -47,7 +47,7 @@ def test_cached_forms_equal_computed_and_bad_cache_is_recomputed(tmp_path, entit
 
 
 def test_a_curated_synset_limits_compounds_to_that_sense(tmp_path, entitylabel_cache):
-    """"plant" as vegetation (the vocabulary's synset) must not bring "industrial plant" (plant.n.01, a factory)."""
+    """ "plant" as vegetation (the vocabulary's synset) must not bring "industrial plant" (plant.n.01, a factory)."""
     text = """name: wn-curated
 version: "1"
 entities:
