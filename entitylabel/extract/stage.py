@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EntityLabelError
+from ..tables import layout
 from .confidence import describe, estimate, load_model
 from .denoise import model_reliability
 from .filters import RejectLog
@@ -225,11 +226,14 @@ def run_extract(
     wall = time.perf_counter() - t0
     order = {e: i for i, e in enumerate(voc.entities)}
     tables = {
-        "entities.parquet": entities_table(table, dec),
-        "labels.parquet": labels_table(table, dec, order, all_pairs),
-        "mentions.parquet": mentions_table(table, dec),
+        layout.ENTITIES_FILE: entities_table(table, dec),
+        layout.LABELS_FILE: labels_table(table, dec, order, all_pairs),
+        layout.MENTIONS_FILE: mentions_table(table, dec),
     }
-    jsons = {"label_space.json": _label_space(voc, dec, len(all_pairs), min_pairs), "extract.json": report}
+    jsons = {
+        layout.LABEL_SPACE_FILE: _label_space(voc, dec, len(all_pairs), min_pairs),
+        layout.EXTRACT_INFO_FILE: report,
+    }
     target = write_outputs(out_dir, tables, rejects, jsons, _log(wall, counts["captions"], n_process, batch_size))
     return ExtractResult(
         target, counts["captions"], table.counts["parsed"], counts["bad_caption"], counts["unknown_pair"],

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..io import atomic_dir, clean_stale_temps, dumps_json, write_parquet
+from ..tables import layout
 from .filters import RejectLog
 from .labelspace import Decisions
 from .votes import VoteTable
@@ -101,12 +102,12 @@ def write_outputs(
     log: dict[str, Any],
 ) -> Path:
     """Write `<out_dir>/entities/` atomically: `tables` as Parquet, `jsons` as JSON, the log line apart."""
-    target = Path(out_dir) / "entities"
+    target = Path(out_dir) / layout.ENTITIES_DIR
     clean_stale_temps(target.parent)  # what a killed run left half-written (its process is gone)
     with atomic_dir(target, overwrite=True) as tmp:
         for name, t in tables.items():
             write_parquet(t, tmp / name)
-        write_parquet(rejects.table(), tmp / "rejected.parquet")
+        write_parquet(rejects.table(), tmp / layout.REJECTED_FILE)
         for name, obj in jsons.items():
             (tmp / name).write_text(dumps_json(obj), encoding="utf-8")
         (tmp / "extract.log.jsonl").write_text(json.dumps(log, sort_keys=True) + "\n", encoding="utf-8")
