@@ -262,6 +262,18 @@ def read_parquet_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
 
 
+def swap_dir(src: str | Path, dst: str | Path) -> None:
+    """Move the finished folder `src` onto `dst`; an existing `dst` is removed only once the new one is in place."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def temp_dir_beside(final: str | Path) -> Path:
     """A new empty folder named as a temporary of `final` (in its parent), which `clean_stale_temps` removes
     once its owner is dead: for work staged there and moved into place piece by piece."""
@@ -287,14 +299,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     tmp = temp_dir_beside(final)
     try:
         yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        swap_dir(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno in _WRITE_ERRNOS:

@@ -21,7 +21,7 @@ from datasets import Features
 from .. import __version__
 from ..datapaths import check_manifest
 from ..errors import EntityLabelError
-from ..io import atomic_dir, atomic_write_text, dumps_json, temp_dir_beside, write_parquet
+from ..io import atomic_dir, atomic_write_text, dumps_json, swap_dir, temp_dir_beside, write_parquet
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
 from . import layout
 from .card import render_card
@@ -247,17 +247,6 @@ def _is_dataset_card(path: Path) -> bool:
         return False
 
 
-def _swap_in(src: Path, dst: Path) -> None:
-    """Replace `dst` by `src` (both folders); the old one is removed only once the new one is in place."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    old = dst.with_name(f".{dst.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(src, dst)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 @dataclass
 class _ConfigJob:
     """One config to export: its inputs and the settings `_build_config` takes."""
@@ -367,8 +356,8 @@ def _export_beside_others(out: Path, job: _ConfigJob, infos: dict[str, dict]) ->
         info = job.build(stage)
         card = render_card({**infos, job.config: info}, repo_id=job.repo_id, existing=out / layout.CARD)
         atomic_write_text(stage / layout.CARD, card)
-        _swap_in(layout.data_dir(stage, job.config), layout.data_dir(out, job.config))
-        _swap_in(layout.tables_dir(stage, job.config), layout.tables_dir(out, job.config))
+        swap_dir(layout.data_dir(stage, job.config), layout.data_dir(out, job.config))
+        swap_dir(layout.tables_dir(stage, job.config), layout.tables_dir(out, job.config))
         os.replace(stage / layout.CARD, out / layout.CARD)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

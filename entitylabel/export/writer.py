@@ -9,7 +9,6 @@ compress, and it keeps content-defined chunking effective for the hub's dedup), 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +176,3 @@ def write_split(
                 writer.add_key_value_metadata({"content_defined_chunking": json.dumps(_CDC)})
         files.append(name)
     return SplitFiles(split, files, len(records), num_bytes)
-
-
-def dir_size(folder: Path) -> int:
-    return sum(os.path.getsize(p) for p in folder.rglob("*") if p.is_file())
