@@ -31,8 +31,8 @@ def test_shipped_coefficients_are_monotone_and_documented():
     assert "even image_id" in m.fit["half"] and m.fit["script"]
 
 
-def _vote(strong=True, sentence=0, plural=False, n=1, core=True, char=0, rank=0.0, noun=True) -> Vote:
-    return Vote(strong, sentence, plural, n, core, first_char=char, rank=rank, noun=noun)
+def _vote(strong=True, sentence=0, plural=False, n=1, core=True, char=0, rank=0.0, noun=True, plain=True) -> Vote:
+    return Vote(strong, sentence, plural, n, core, first_char=char, rank=rank, noun=noun, plain=plain)
 
 
 def test_an_entity_seen_in_one_modality_is_not_pulled_down_by_the_other():
@@ -50,9 +50,9 @@ def test_one_models_captions_are_not_independent_witnesses():
     assert c_many > c_same
 
 
-CHANGES = ["add", "strong", "sentence", "plural", "more", "core", "char", "rank", "noun"]
+CHANGES = ["add", "strong", "sentence", "plural", "more", "core", "char", "rank", "noun", "plain"]
 FEATURE_OF = {"strong": "strong", "sentence": "early", "plural": "plural", "more": "mentions", "core": "core",
-              "char": "head", "rank": "rank"}  # fmt: skip
+              "char": "head", "rank": "rank", "plain": "plain"}  # fmt: skip
 
 
 @pytest.mark.parametrize("change", CHANGES[1:])
@@ -60,7 +60,7 @@ def test_each_stronger_mention_raises_confidence_by_its_weight(change):
     """One caption, one weak vote: each way of making it stronger raises the confidence, strictly where the
     shipped model gives that evidence a weight (a sign error in any feature fails here)."""
     caps = {"p": {"vis:a:m": (5, 40)}}
-    weak = _vote(strong=False, sentence=3, plural=False, n=1, core=False, char=300, rank=0.5, noun=False)
+    weak = _vote(strong=False, sentence=3, plural=False, n=1, core=False, char=300, rank=0.5, noun=False, plain=False)
     weak_named = dataclasses.replace(weak, noun=True)
     base = weak if change == "noun" else weak_named
     c0 = estimate([("p", "dog")], vote_table(caps, {("p", "dog"): {"vis:a:m": base}}))[0]
@@ -95,6 +95,7 @@ def vote_patterns(draw):
                     draw(st.integers(0, 400)),
                     draw(st.sampled_from([0.0, 0.5])),
                     draw(st.booleans()),
+                    draw(st.booleans()),
                 )
     if not votes:
         votes[(pairs[0], "dog")] = {sources[0]: _vote()}
@@ -107,7 +108,7 @@ def vote_patterns(draw):
 
 def _stronger(v: Vote | None, change: str) -> Vote:
     if v is None:
-        return _vote(strong=False, sentence=0, char=400, rank=0.5, core=False, noun=False)  # the weakest vote
+        return _vote(strong=False, sentence=0, char=400, rank=0.5, core=False, noun=False, plain=False)  # weakest
     return {
         "add": v,
         "strong": dataclasses.replace(v, strong=True),
@@ -118,6 +119,7 @@ def _stronger(v: Vote | None, change: str) -> Vote:
         "char": dataclasses.replace(v, first_char=0),
         "rank": dataclasses.replace(v, rank=0.0),
         "noun": dataclasses.replace(v, noun=True),
+        "plain": dataclasses.replace(v, plain=True),
     }[change]
 
 

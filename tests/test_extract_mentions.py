@@ -201,3 +201,20 @@ def test_wordnet_compounds_and_mistagged_adjectives(wordnet_finder, text, entity
 )
 def test_wordnet_rules_add_no_false_mentions(wordnet_finder, text, entity):
     assert "kept" not in verdicts(wordnet_finder, text).get(entity, set())
+
+
+@pytest.mark.parametrize(
+    ("text", "plain", "padded"),
+    [
+        ("A man walks a dog. There are also several cars on the road.", {"person", "dog"}, {"car", "road"}),
+        ("A dog sits on a bench. A car is parked nearby, likely waiting.", {"dog", "bench"}, {"car"}),
+        ("A man stands by a tree, a car and a bench.", {"person", "tree"}, {"car", "bench"}),  # list members
+        ("In addition to the dog, a cat sleeps on the road.", set(), {"dog", "cat", "road"}),
+        ("There is a cat on the road.", set(), {"cat", "road"}),  # a bare existential
+    ],
+)
+def test_plainly_stated_mentions(finder, text, plain, padded):
+    """Mentions in sentences that guess, add afterthoughts or only assert existence, and list members, are not
+    `plain` (weaker evidence for the confidence model); the others are."""
+    got = {c.entity: c.plain for c in finder.candidates(nlp()(text)) if c.entity}
+    assert {e for e, p in got.items() if p} == plain and {e for e, p in got.items() if not p} == padded, got

@@ -8,9 +8,9 @@ witness, not independent voters. The estimate is built in two levels, with coeff
 1. One view = the captions of one model and one modality for the pair. Its evidence for an entity is
    read from the linguistic features of its votes, averaged over the view's captions: the share of
    captions that mention the entity, that mention it strongly (not only late in a long caption or as a
-   modifier), in the first sentence, in the plural or counted; how early (1 - first sentence / sentences)
-   and how often (log1p mentions); plus the captions' mean log length in tokens (a long caption mentions
-   more, right and wrong). Score: z = b + w . x, with w >= 0 on every feature that grows with more or
+   modifier), plainly (not only in a list or a padding sentence: mentions.py), in the plural or counted;
+   how early (1 - first sentence / sentences) and how often (log1p mentions); plus the captions' mean log
+   length in tokens (a long caption mentions more, right and wrong). Score: z = b + w . x, with w >= 0 on every feature that grows with more or
    stronger mentions. A model's score is its best view's (an entity seen in one modality only is still in
    the pair), so one model alone gives confidence = sigmoid(z).
 2. With several models, each contributes u = max(z, s) when it votes and s when it captioned the pair but
@@ -36,7 +36,7 @@ from .sources import model_of
 from .votes import VoteTable
 
 MODALITY_SEP = "|"  # a view key: model + "|" + modality
-FEATURES = ("any", "strong", "plural", "early", "mentions", "core", "rank", "head", "loglen", "agreement")
+FEATURES = ("any", "strong", "plural", "early", "mentions", "core", "rank", "head", "plain", "loglen", "agreement")
 MONOTONE = frozenset(FEATURES) - {"loglen"}  # weights >= 0
 ANTITONE: frozenset[str] = frozenset()  # weights <= 0 (none at present)
 MODEL_FILE = "confidence_model.json"
@@ -133,6 +133,7 @@ def _view_features(views: dict[str, list[str]], voters: dict, sizes: dict[str, t
                 sum(v.core for v, _ in named) / n,
                 sum(1.0 - v.rank for v, _ in named) / n,
                 sum(1.0 / (1.0 + v.first_char / 100.0) for v, _ in named) / n,
+                sum(v.plain for v, _ in named) / n,
                 sum(math.log1p(sizes[s][1]) for s in srcs) / n,
                 math.nan,  # agreement: filled in per model by `design`
             ]
@@ -228,7 +229,8 @@ def describe(m: ConfidenceModel) -> str:
     return (
         "calibrated estimate of P(entity in pair): a logistic score of the linguistic evidence of each model's "
         "captions (share of captions mentioning it, first mention early in the caption and among its objects, "
-        "plural or counted, subject/object rather than prepositional, repeats; caption length), combined across "
+        "plural or counted, subject/object rather than prepositional, stated plainly rather than in a list or an "
+        "afterthought, repeats; caption length), combined across "
         "models with silence counted against; coefficients fitted on the even image_id half of the POPE COCO "
         "captions of 5 VLMs x 2 prompts vs the CHAIR gold objects, reported on the odd half"
     )

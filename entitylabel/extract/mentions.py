@@ -11,6 +11,10 @@
    `modifier` (stage.py counts it as a weak vote across sources). Nouns the tagger got wrong ("skis" tagged
    VERB) still count when their dependency is nominal and they are vocabulary forms.
 3. Each candidate is looked up by its lowercase form, then by its lemma: an entity, a meta noun, or neither.
+4. Each candidate notes whether it is stated plainly: not a member of a list ("a cup, a bowl and a knife") and
+   not in a sentence that guesses, adds afterthoughts or only asserts existence ("There are also several
+   chairs, likely ..."), where long VLM descriptions pad with objects they did not see. It is evidence for the
+   confidence step, never a reason to drop.
 
 The result per candidate is a `Candidate` with flags and its character span, in text order; the filters
 (filters.py) decide keep/drop.
@@ -19,13 +23,14 @@ The result per candidate is a `Candidate` with flags and its character span, in 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from spacy.attrs import DEP, LOWER, POS, SENT_START
 from spacy.matcher import PhraseMatcher
 from spacy.util import filter_spans
 
-from .polarity import polarity_scopes
+from .polarity import HEDGE_ADJS, HEDGE_ADVS, HEDGE_MODALS, polarity_scopes
 from .vocab import Vocabulary
 from .wordnet_forms import wordnet_forms
 
@@ -34,6 +39,17 @@ _NOMINAL_DEPS = frozenset({"nsubj", "nsubjpass", "dobj", "pobj", "attr", "appos"
 _MISTAG_DEPS = _NOMINAL_DEPS | {"conj", "amod"}
 _MODIFIER_DEPS = frozenset({"compound", "nmod", "amod"})
 _ENTITY, _META = "ENTITY", "META"
+# Sentence cues of padding (MentionFinder._plain_sentences): guesses (polarity.py's hedge words, by surface
+# form) and afterthoughts.
+_GUESS_CUES = HEDGE_ADVS | HEDGE_ADJS | HEDGE_MODALS | {
+    "appear", "appears", "appeared", "appearing", "seem", "seems", "seemed", "suggest", "suggests", "suggesting",
+    "indicate", "indicates", "indicating",
+}  # fmt: skip
+_ADDED_CUES = frozenset(
+    {"also", "additionally", "addition", "besides", "moreover", "furthermore", "another", "other", "various",
+     "several", "multiple", "numerous"}
+)  # fmt: skip
+_PADDING_CUES = _GUESS_CUES | _ADDED_CUES
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,7 @@ class Candidate:
     end: int = 0
     plural: bool = False  # a plural head or a counted one ("cars", "two dogs"): the caption asserts several
     core: bool = False  # not the object of a preposition: a subject, object or attribute ("a dog on a bed": dog)
+    plain: bool = False  # stated plainly: not a list member, nor in a padding sentence (`_plain_sentences`)
 
 
 class MentionFinder:
@@ -70,6 +87,8 @@ class MentionFinder:
         strings = nlp.vocab.strings
         self._noun_pos = np.array([strings.add(p) for p in sorted(_NOUN_POS)], dtype=np.uint64)
         self._nominal_deps = np.array([strings.add(d) for d in sorted(_MISTAG_DEPS)], dtype=np.uint64)
+        self._cue_ids = np.array([strings.add(w) for w in sorted(_PADDING_CUES)], dtype=np.uint64)
+        self._expl = strings.add("expl")
 
     def _add(self, nlp, label: str, forms: list[str]) -> None:
         if not forms:
@@ -77,6 +96,15 @@ class MentionFinder:
         self.lower.add(label, [nlp.make_doc(f) for f in forms])
         # Lemma patterns need the tagger + lemmatizer, so the forms go through the pipeline.
         self.lemma.add(label, list(nlp.pipe(forms)))
+
+    def _plain_sentences(self, arr: np.ndarray, sent_of: np.ndarray) -> np.ndarray:
+        """Per sentence: True unless it guesses ("likely", "appears"), adds afterthoughts ("also", "in addition",
+        "several other") or is a bare existential ("there are ..."): the sentences where VLMs pad long
+        descriptions with objects they did not see."""
+        cue = np.isin(arr[:, 0], self._cue_ids) | (arr[:, 2] == self._expl)
+        flagged = np.zeros(int(sent_of[-1]) + 1, dtype=bool)
+        flagged[sent_of[cue]] = True
+        return ~flagged
 
     def _lookup(self, phrase: str, lemma: str) -> tuple[str | None, bool]:
         key = (phrase, lemma)
@@ -98,6 +126,7 @@ class MentionFinder:
         arr = doc.to_array([LOWER, POS, DEP, SENT_START])
         negated, hedged = polarity_scopes(doc, arr[:, 0])
         sent_of = np.maximum(np.cumsum(arr[:, 3].astype(np.int64) == 1) - 1, 0)
+        scopes = _Scopes(negated, hedged, sent_of, self._plain_sentences(arr, sent_of))
         spans = [doc[s:e] for _, s, e in self.lower(doc)]
         if len(self.lemma):
             spans += [doc[s:e] for _, s, e in self.lemma(doc)]
@@ -109,9 +138,7 @@ class MentionFinder:
             phrase = span.text.lower()
             lemma = " ".join(t.lemma_.lower() for t in span)
             entity, meta = self._lookup(phrase, lemma)
-            out.append(
-                _make(phrase, lemma, entity, meta, root, negated, hedged, sent_of, span.start_char, span.end_char)
-            )
+            out.append(_make(phrase, lemma, entity, meta, root, scopes, span.start_char, span.end_char))
         # Only tokens that may be nominal become Token objects (creating them is the costly part).
         maybe = np.nonzero(np.isin(arr[:, 1], self._noun_pos) | np.isin(arr[:, 2], self._nominal_deps))[0]
         for i in maybe.tolist():
@@ -126,26 +153,37 @@ class MentionFinder:
             entity, meta = self._lookup(phrase, lemma)
             if not noun and entity is None:
                 continue
-            out.append(_make(phrase, lemma, entity, meta, tok, negated, hedged, sent_of, tok.idx, tok.idx + len(tok)))
+            out.append(_make(phrase, lemma, entity, meta, tok, scopes, tok.idx, tok.idx + len(tok)))
         out.sort(key=lambda c: c.start)  # text order, so the first mention of an entity comes first
         return out
 
 
-def _make(phrase, lemma, entity, meta, head, negated, hedged, sent_of, start, end) -> Candidate:
+class _Scopes(NamedTuple):
+    """Per-doc facts a candidate reads by its head token."""
+
+    negated: set[int]  # token indices (polarity.py)
+    hedged: set[int]
+    sent_of: np.ndarray  # token -> sentence index
+    plain: np.ndarray  # sentence -> stated plainly (MentionFinder._plain_sentences)
+
+
+def _make(phrase, lemma, entity, meta, head, scopes: _Scopes, start, end) -> Candidate:
+    sentence = int(scopes.sent_of[head.i])
     return Candidate(
         phrase=phrase,
         lemma=lemma,
         entity=entity,
         meta=meta,
         modifier=_is_modifier(head),
-        negated=head.i in negated,
-        hedged=head.i in hedged,
-        sentence=int(sent_of[head.i]),
+        negated=head.i in scopes.negated,
+        hedged=head.i in scopes.hedged,
+        sentence=sentence,
         token=head.i,
         start=start,
         end=end,
         plural=_is_plural(head),
         core=head.dep_ != "pobj",
+        plain=bool(scopes.plain[sentence]) and head.dep_ != "conj",
     )
 
 

@@ -35,6 +35,7 @@ class Mention(NamedTuple):
     end: int
     plural: bool  # plural or counted head ("cars", "two dogs")
     core: bool  # not the object of a preposition
+    plain: bool = False  # stated plainly (mentions.Candidate.plain)
 
 
 class ParsedCaption(NamedTuple):
@@ -75,6 +76,7 @@ class Parser:
                     char0 + c.end,
                     c.plural,
                     c.core,
+                    c.plain,
                 )
             )
         return out

@@ -35,6 +35,7 @@ class Vote:
     first_char: int = 0  # character offset of its first voting mention
     noun: bool = True  # some voting mention names the entity (not only modifies another noun)
     rank: float = 0.0  # place of its first mention among the caption's voted entities: 0 first .. 1
+    plain: bool = False  # some voting mention is stated plainly (mentions.Candidate.plain)
 
     def merge(self, other: Vote) -> None:
         self.strong |= other.strong
@@ -45,6 +46,7 @@ class Vote:
         self.first_char = min(self.first_char, other.first_char)
         self.noun |= other.noun
         self.rank = min(self.rank, other.rank)
+        self.plain |= other.plain
 
 
 class SpanStore:
@@ -106,7 +108,7 @@ class VoteTable:
                 continue
             key = (pair, m.entity)
             strong = m.reason is None and not (long_caption and m.sentence >= self.late_sentence)
-            vote = Vote(strong, m.sentence, m.plural, 1, m.core, m.start, noun=m.reason is None)
+            vote = Vote(strong, m.sentence, m.plural, 1, m.core, m.start, noun=m.reason is None, plain=m.plain)
             if m.entity in mine:
                 mine[m.entity].merge(vote)
             else:

@@ -321,7 +321,28 @@ def report(settings, model, naive_sets, gold, out: Path) -> None:
         print(
             f"all five: lowest threshold with P >= 0.90 on the tuning half {t90:.3f} -> report half P {p:.3f} R {r:.3f}"
         )
+    ceilings(settings, model)
     plot_reliability(curves, out)
+
+
+def ceilings(settings, model) -> None:
+    """What any filter of the same candidates could reach on the report half (diagnosis, not a result: chosen
+    on the half it is measured on): F1 with every wrong candidate dropped, and our ranking at its best
+    threshold; for all five, the best recall at precision >= 0.90 anywhere on our ranking."""
+    from entitylabel.extract.confidence import scores
+
+    print("\nceilings on the report half (chosen there: diagnosis only)")
+    print(f"{'setting':34s} {'cand R':>6s} {'perfect-filter F1':>17s} {'ours at best threshold':>22s}")
+    for s in [s for s in settings if len(s.models) == 1] + [settings[-1]]:
+        conf, y = scores(s.design, model)[s.odd], s.y[s.odd]
+        r = y.sum() / s.n_gold[1]
+        order = np.argsort(-conf, kind="stable")
+        tp = np.cumsum(y[order])
+        p_at, r_at = tp / np.arange(1, len(y) + 1), tp / s.n_gold[1]
+        f_at = np.where(p_at + r_at > 0, 2 * p_at * r_at / np.maximum(p_at + r_at, 1e-12), 0.0)
+        print(f"{s.name:34s} {r:6.3f} {2 * r / (1 + r):17.3f} {f_at.max():22.3f}")
+    ok = p_at >= 0.90
+    print(f"all five: best recall at precision >= 0.90 on our ranking {r_at[ok].max() if ok.any() else 0.0:.3f}")
 
 
 def plot_reliability(curves, out: Path) -> None:
