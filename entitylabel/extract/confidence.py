@@ -10,9 +10,9 @@ witness, not independent voters. The estimate is built in two levels, with coeff
    captions that mention the entity, that mention it strongly (not only late in a long caption or as a
    modifier), plainly (not only in a list or a padding sentence: mentions.py), in the plural or counted;
    how early (1 - first sentence / sentences) and how often (log1p mentions); plus the captions' mean log
-   length in tokens (a long caption mentions more, right and wrong). Score: z = b + w . x, with w >= 0 on every feature that grows with more or
-   stronger mentions. A model's score is its best view's (an entity seen in one modality only is still in
-   the pair), so one model alone gives confidence = sigmoid(z).
+   length in tokens (a long caption mentions more, right and wrong). Score: z = b + w . x, with w >= 0 on
+   every feature that grows with more or stronger mentions. A model's score is its best view's (an entity
+   seen in one modality only is still in the pair), so one model alone gives confidence = sigmoid(z).
 2. With several models, each contributes u = max(z, s) when it votes and s when it captioned the pair but
    is silent, where s = c + d * (mean log length of its captions) scores silence (a long caption that does
    not name an object says more than a terse one). Confidence = sigmoid(a0 + a1 * sum of u): a naive-Bayes
