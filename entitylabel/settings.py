@@ -122,6 +122,10 @@ class ExportSettings:
                                    min=0.0, max=1.0)  # fmt: skip
     caption_prompt: str | None = setting(None, "prompt id whose captions fill caption_ir / caption_vis")
     repo_id: str | None = setting(None, "hub id shown in the card's loading example")
+    annotations: Path | None = setting(None, "the dataset's own boxes (YOLO/VOC/COCO): entity labels from them "
+                                       "instead of --entities", fingerprint="stamp")  # fmt: skip
+    annotation_vocab: Path | None = setting(None, "vocabulary that maps annotation classes to entities (default: "
+                                            "ivif)", fingerprint="content", kind="vocab")  # fmt: skip
 
 
 @dataclass
