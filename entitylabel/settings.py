@@ -112,6 +112,8 @@ class ExtractSettings:
     n_process: int = setting(1, "worker processes for spaCy parsing", fingerprint=False, min=1)
     batch_size: int = setting(256, "captions per parsing batch", fingerprint=False, min=1)
     spacy_model: str | None = setting(None, "spaCy pipeline name or path (default: en_core_web_sm)")
+    annotations: Path | None = setting(None, "the dataset's own boxes (YOLO/VOC/COCO; needs --pairs): audit the "
+                                       "labels against them", fingerprint="stamp")  # fmt: skip
 
 
 @dataclass

@@ -188,6 +188,8 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
         shown = ("sources", "reliability", "models", "about", "estimated_precision")
         settings["denoise"] = {k: v for k, v in denoise.items() if k not in shown}
         lines += _confidence_lines(denoise, settings.get("min_confidence"))
+    if isinstance(extract.get("audit"), dict):
+        lines += _audit_lines(extract["audit"])
     if settings:
         lines += [
             "- Extraction settings (spaCy pipeline, matching and denoising), from the extract stage:",
@@ -213,6 +215,35 @@ def _annotation_lines(config: str, ann: dict[str, Any], space: dict[str, Any]) -
         f"- Class names mapped to entities by the forms of vocabulary {_span(space.get('vocabulary', ''))}: "
         f"{classes or 'no box'}. Label space = the entities the annotations cover.",
         f"- Annotation problems (files, lines or boxes left out or clipped), by kind: {problems}.",
+    ]
+
+
+def _audit_lines(audit: dict[str, Any]) -> list[str]:
+    """The extract stage's audit of the labels against the dataset's own boxes, as a table."""
+
+    def num(v: Any) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    rows = [
+        "| modality | entity | precision | recall | pairs with a box | pairs labelled |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for mod, block in (audit.get("modalities") or {}).items():
+        m = block.get("micro") or {}
+        rows.append(f"| {_cell(mod)} ({block.get('pairs', 0)} pairs) | *all audited* | {num(m.get('precision'))} | "
+                    f"{num(m.get('recall'))} | | |")  # fmt: skip
+        for ent, s in (block.get("entities") or {}).items():
+            rows.append(f"| {_cell(mod)} | {_cell(ent)} | {num(s.get('precision'))} | {num(s.get('recall'))} | "
+                        f"{s.get('gold', 0)} | {s.get('predicted', 0)} |")  # fmt: skip
+    unaudited = ", ".join(_cell(e) for e in audit.get("unaudited") or []) or "none"
+    return [
+        f"- Audit of these labels: measured against the dataset's own boxes on {audit.get('pairs', 0)} pairs "
+        f"({_cell(audit.get('format', ''))} annotations; per modality, the pairs with a caption and an annotation "
+        "there; `all` = a box in any modality). Entities the annotations do not cover are unaudited, not wrong: "
+        f"{unaudited}.",
+        "",
+        *rows,
+        "",
     ]
 
 
