@@ -330,20 +330,36 @@ def evaluate_cmd(
         typer.Option(help="Method name in the table (default: the folder name)."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Threads that score pairs.")] = 1,
+    annotations: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="The dataset's own boxes (YOLO/VOC/COCO): adds the region metrics TC and Qabf_bg."),
+    ] = None,
+    vocab: Annotated[str, typer.Option(help="Vocabulary that maps annotation classes to entities.")] = "ivif",
 ) -> None:
-    """Score fused images against their sources (EN SD SF AG MI SCD VIF Qabf SSIM Nabf); print and save."""
+    """Score fused images against their sources (EN SD SF AG MI SCD VIF Qabf SSIM Nabf [TC Qabf_bg]); print, save."""
     from .fusion.evaluate import evaluate, print_table
     from .progress import progress_bar
 
     if mi_log_base not in ("e", "2"):
         raise EntityLabelError(f"--mi-log-base must be e or 2, got {mi_log_base!r}")
+    ann = _annotations(annotations, pairs, vocab) if annotations is not None else None
     with progress_bar() as progress:
         table = evaluate(
             fused_dir, pairs, out_file, baselines=tuple(baseline or ()), method=name,
-            mi_log_base=mi_log_base, workers=workers, progress=progress,
+            mi_log_base=mi_log_base, workers=workers, progress=progress, annotations=ann,
         )  # fmt: skip
     print_table(table, out)
     out.print(f"wrote {out_file}")
+
+
+def _annotations(source: Path, pairs: Path, vocab: str) -> Any:
+    """Read a dataset's annotations for the pairs of a manifest and print what they hold."""
+    from .annotations import load_annotations
+    from .pairs import load_pairs
+
+    ann = load_annotations(source, load_pairs(pairs), vocab)
+    console.print(ann.describe(), markup=False, highlight=False, soft_wrap=True)
+    return ann
 
 
 # --- run / report (pipelines) ---------------------------------------------------------------------

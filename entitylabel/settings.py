@@ -112,6 +112,8 @@ class ExtractSettings:
     n_process: int = setting(1, "worker processes for spaCy parsing", fingerprint=False, min=1)
     batch_size: int = setting(256, "captions per parsing batch", fingerprint=False, min=1)
     spacy_model: str | None = setting(None, "spaCy pipeline name or path (default: en_core_web_sm)")
+    annotations: Path | None = setting(None, "the dataset's own boxes (YOLO/VOC/COCO; needs --pairs): audit the "
+                                       "labels against them", fingerprint="stamp")  # fmt: skip
 
 
 @dataclass
@@ -122,6 +124,10 @@ class ExportSettings:
                                    min=0.0, max=1.0)  # fmt: skip
     caption_prompt: str | None = setting(None, "prompt id whose captions fill caption_ir / caption_vis")
     repo_id: str | None = setting(None, "hub id shown in the card's loading example")
+    annotations: Path | None = setting(None, "the dataset's own boxes (YOLO/VOC/COCO): entity labels from them "
+                                       "instead of --entities", fingerprint="stamp")  # fmt: skip
+    annotation_vocab: Path | None = setting(None, "vocabulary that maps annotation classes to entities (default: "
+                                            "ivif)", fingerprint="content", kind="vocab")  # fmt: skip
 
 
 @dataclass

@@ -189,18 +189,21 @@ def m3fd(root: Path) -> Path:
     )
     write(ann / "00001.xml", voc([("Truck", (0, 0, 640, 480)), ("Bus", (5, 5, 50, 50))]))
     write(ann / "00002.xml", voc([]))
+    latin = '<?xml version="1.0" encoding="ISO-8859-1"?>' + voc([("Car", (1, 1, 9, 9))]).replace("M3FD", "M3FD \xe9")
+    write(ann / "00003.xml", latin.encode("latin-1"))  # a declared encoding is honoured
     return ann
 
 
 def test_voc_m3fd_imports_with_mapped_classes(tmp_path: Path) -> None:
     m3fd(tmp_path)
-    pairs = manifest(["00000", "00001", "00002"], split="all", dataset="m3fd", ir="Ir", vis="Vis")
+    pairs = manifest(["00000", "00001", "00002", "00003"], split="all", dataset="m3fd", ir="Ir", vis="Vis")
     ann = load_annotations(tmp_path, pairs)  # dataset root: Annotation/ found
     assert ann.format == "voc" and ann.problems.empty
     assert ann.labels() == {
         "m3fd-00000": {"person", "car", "street lamp", "motorcycle"},
         "m3fd-00001": {"truck", "bus"},
         "m3fd-00002": set(),
+        "m3fd-00003": {"car"},
     }
     first = ann.boxes.iloc[0]
     assert (first.class_name, first.entity, first.x0, first.y1) == ("People", "person", 10.0, 60.0)

@@ -218,3 +218,51 @@ def test_unwritable_out_is_one_line_before_any_work(setup, tmp_path: Path, capsy
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err and str(blocker) in err.replace("\n", "")
+
+
+def _labels(folder: Path) -> Path:
+    """YOLO boxes per modality: a and b have IR boxes, c is annotated with no object, the rest are not annotated."""
+    (folder / "ir").mkdir(parents=True)
+    (folder / "vi").mkdir()
+    (folder / "classes.txt").write_text("person\ncar\n")
+    (folder / "ir" / "a.txt").write_text("0 0.3 0.4 0.2 0.3\n1 0.7 0.6 0.2 0.2\n")
+    (folder / "vi" / "a.txt").write_text("1 0.7 0.6 0.2 0.2\n")
+    (folder / "ir" / "b.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    (folder / "vi" / "b.txt").write_text("")
+    (folder / "ir" / "c.txt").write_text("")
+    (folder / "vi" / "c.txt").write_text("")
+    return folder
+
+
+def test_region_metrics_with_annotations(setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from entitylabel.fusion import region_metrics as R
+
+    root, pairs, fused = setup
+    labels = _labels(tmp_path / "labels")
+    plain = evaluate(fused, pairs, None, method="maxnet")
+    assert "TC" not in plain.columns  # without annotations the table is as before
+    table = evaluate(fused, pairs, tmp_path / "r.json", method="maxnet", annotations=labels)
+    assert list(table.columns[-3:]) == ["Nabf", "TC", "Qabf_bg"]
+    img = table[table["kind"] == "image"].set_index(["method", "pair_id"])
+    ir, vis = _gray(root / "ir/a.png"), _gray(root / "vi/a.png")
+    ir_boxes = np.array([[0.2 * W, 0.25 * H, 0.4 * W, 0.55 * H], [0.6 * W, 0.5 * H, 0.8 * W, 0.7 * H]])
+    all_boxes = np.vstack([ir_boxes, ir_boxes[1:]])
+    mean = np.floor((ir + vis) / 2 + 0.5)
+    assert img.loc[("pixel-mean", "syn-a"), "TC"] == pytest.approx(R.target_contrast(mean, ir, vis, ir_boxes))
+    assert img.loc[("pixel-mean", "syn-a"), "Qabf_bg"] == pytest.approx(R.qabf_background(mean, ir, vis, all_boxes))
+    assert img.loc[("maxnet", "syn-a"), "TC"] == pytest.approx(img.loc[("pixel-max", "syn-a"), "TC"])
+    assert math.isnan(img.loc[("pixel-max", "syn-c"), "TC"])  # annotated, no IR box: no TC
+    assert img.loc[("pixel-max", "syn-c"), "Qabf_bg"] == pytest.approx(img.loc[("pixel-max", "syn-c"), "Qabf"])
+    assert math.isnan(img.loc[("pixel-max", "syn-d"), "Qabf_bg"])  # not annotated: no region metric
+    means = summarize(table)
+    assert means.loc["pixel-max", "TC"] == pytest.approx(img.loc[("pixel-max", ["syn-a", "syn-b"]), "TC"].mean())
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["metrics"][-2:] == ["TC", "Qabf_bg"] and doc["higher_is_better"]["TC"] is True
+    main(["evaluate", str(fused), "--pairs", str(pairs), "--out", str(tmp_path / "r.csv"), "--baseline", "mean",
+          "--baseline", "max", "--annotations", str(labels)])  # fmt: skip
+    captured = capsys.readouterr()
+    rows = {ln.split()[0]: ln.split() for ln in captured.out.splitlines() if ln.strip().startswith(("pixel", "fused"))}
+    assert "TC" in captured.out and "Qabf_bg" in captured.out
+    assert len(rows["pixel-max"]) == len(rows["pixel-mean"]) == 2 + 12  # method, n, ten metrics, TC, Qabf_bg
+    assert "annotations (yolo): 4 boxes on 3 pairs" in captured.err and "missing_file 6" in captured.err
+    assert "TC" in (tmp_path / "r.csv").read_text().splitlines()[0]

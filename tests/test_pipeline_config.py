@@ -143,3 +143,11 @@ def test_cli_reports_a_bad_pipeline_in_one_line(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "caption.batch_size: expected an integer" in err and "Traceback" not in err
+
+
+def test_annotations_keys_for_the_extract_audit_and_the_export(tmp_path):
+    text = GOOD + "  annotations: data/labels\nexport:\n  annotations: data/labels\n  annotation_vocab: ivif\n"
+    cfg = load_config(_write(tmp_path, text))
+    assert cfg.extract.annotations == cfg.export.annotations == tmp_path / "data" / "labels"
+    assert cfg.export.annotation_vocab == VOCAB
+    assert "annotations" in describe_schema()

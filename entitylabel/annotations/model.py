@@ -91,6 +91,15 @@ class Annotations:
                 out[pid].add(ent)
         return out
 
+    def describe(self) -> str:
+        """One line for the terminal: format, boxes, pairs, modalities, covered entities, problems by kind."""
+        kinds = self.problems["kind"].value_counts().sort_index()
+        probs = ", ".join(f"{k} {n}" for k, n in kinds.items()) or "none"
+        return (
+            f"annotations ({self.format}): {len(self.boxes)} boxes on {len(self.pair_ids())} pairs "
+            f"[{', '.join(self.modalities)}], covering {', '.join(self.covered) or 'no entity'}; problems: {probs}"
+        )
+
     def boxes_of(self, pair_id: str, modality: str | None = None) -> np.ndarray:
         """(N, 4) float array x0, y0, x1, y1 of one pair's boxes in `modality` (None: all modalities)."""
         sel = self.boxes[self.boxes["pair_id"] == pair_id]

@@ -10,7 +10,7 @@ from pathlib import Path
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from .folders import modality_folders, read_text, rel_folders, scan_annotations
+from .folders import modality_folders, rel_folders, scan_annotations
 from .model import Collector
 
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
@@ -27,11 +27,13 @@ def _read_file(col: Collector, path: Path, folder: Path, modality: str) -> None:
     pair = col.match(path, path.stem, modality, rel_folders(path, folder))
     if pair is None:
         return
-    text = read_text(col, path, pair.pair_id)
-    if text is None:
+    try:  # bytes: the parser honours the file's own encoding declaration
+        data = path.read_bytes()
+    except OSError as e:
+        col.problem(path, "unreadable", f"cannot read file ({e.strerror or e})", pair.pair_id)
         return
     try:
-        root = SafeET.fromstring(text)
+        root = SafeET.fromstring(data)
     except ET.ParseError as e:
         col.problem(path, "malformed", f"not well-formed XML ({e})", pair.pair_id)
         return

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .annotated import COLUMNS as ANNOTATION_COLUMNS
 from .features import COLUMNS
 from .layout import DATA
 from .sources import source_for
@@ -80,7 +81,10 @@ def _header(infos: dict[str, dict], existing: dict[str, Any]) -> dict[str, Any]:
         "pretty_name": PRETTY_NAME,
         "license": "other",
         "license_name": "source-dataset-terms",
-        "annotations_creators": ["machine-generated"],
+        "annotations_creators": [
+            "machine-generated",
+            *(["found"] if any(map(_from_annotations, infos.values())) else []),
+        ],
         "language_creators": ["machine-generated"],
         "language": ["en"],
         "task_categories": TASK_CATEGORIES,
@@ -90,6 +94,11 @@ def _header(infos: dict[str, dict], existing: dict[str, Any]) -> dict[str, Any]:
         "configs": [configs[k] for k in sorted(configs, key=str)],
         "dataset_info": [dataset_info[k] for k in sorted(dataset_info, key=str)],
     }
+
+
+def _from_annotations(info: dict[str, Any]) -> bool:
+    """True for a config whose entity labels come from the dataset's own annotations (`export --annotations`)."""
+    return (info.get("entities") or {}).get("provenance") == "annotation"
 
 
 def _code(obj: Any) -> str:
@@ -165,6 +174,8 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
     if not ents:
         return ["- Entities: none were exported with this config (`entities` is empty)."]
     space = ents.get("label_space") or {}
+    if ents.get("provenance") == "annotation":
+        return _annotation_lines(info["config"], ents.get("annotations") or {}, space)
     lines = []
     vocab = ", ".join(f"{_cell(k)} {_span(v)}" for k, v in sorted(space.items()) if not isinstance(v, dict | list))
     if vocab:
@@ -177,6 +188,8 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
         shown = ("sources", "reliability", "models", "about", "estimated_precision")
         settings["denoise"] = {k: v for k, v in denoise.items() if k not in shown}
         lines += _confidence_lines(denoise, settings.get("min_confidence"))
+    if isinstance(extract.get("audit"), dict):
+        lines += _audit_lines(extract["audit"])
     if settings:
         lines += [
             "- Extraction settings (spaCy pipeline, matching and denoising), from the extract stage:",
@@ -184,6 +197,54 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
             _code(settings),
         ]
     return lines
+
+
+def _annotation_lines(config: str, ann: dict[str, Any], space: dict[str, Any]) -> list[str]:
+    """How labels taken from the dataset's own boxes were made (provenance `annotation`)."""
+    mods = ", ".join(_cell(m) for m in ann.get("modalities", []))
+    per_mod = ", ".join(f"{_cell(m)} {n}" for m, n in (ann.get("boxes_per_modality") or {}).items())
+    classes = ", ".join(f"{_cell(c)} → {_cell(e)}" for c, e in (ann.get("classes") or {}).items())
+    problems = ", ".join(f"{_cell(k)} {n}" for k, n in (ann.get("problems") or {}).items()) or "none"
+    return [
+        f"- Entities: provenance `annotation`: taken from the dataset's own object boxes "
+        f"({_cell(ann.get('format', ''))} files, modalities {mods}), not from captions: {ann.get('boxes', 0)} boxes "
+        f"({per_mod}) on {ann.get('pairs', 0)} annotated pairs.",
+        "- `entities` is the union over modalities of the entities with a box; `entities_<modality>` the set of "
+        "each modality (null where that modality is not annotated), `boxes` every box in pixels; `confidences` "
+        f"is null. Boxes and problems also in `tables/{config}/boxes.parquet` and `annotation_problems.parquet`.",
+        f"- Class names mapped to entities by the forms of vocabulary {_span(space.get('vocabulary', ''))}: "
+        f"{classes or 'no box'}. Label space = the entities the annotations cover.",
+        f"- Annotation problems (files, lines or boxes left out or clipped), by kind: {problems}.",
+    ]
+
+
+def _audit_lines(audit: dict[str, Any]) -> list[str]:
+    """The extract stage's audit of the labels against the dataset's own boxes, as a table."""
+
+    def num(v: Any) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    rows = [
+        "| modality | entity | precision | recall | pairs with a box | pairs labelled |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for mod, block in (audit.get("modalities") or {}).items():
+        m = block.get("micro") or {}
+        rows.append(f"| {_cell(mod)} ({block.get('pairs', 0)} pairs) | *all audited* | {num(m.get('precision'))} | "
+                    f"{num(m.get('recall'))} | | |")  # fmt: skip
+        for ent, s in (block.get("entities") or {}).items():
+            rows.append(f"| {_cell(mod)} | {_cell(ent)} | {num(s.get('precision'))} | {num(s.get('recall'))} | "
+                        f"{s.get('gold', 0)} | {s.get('predicted', 0)} |")  # fmt: skip
+    unaudited = ", ".join(_cell(e) for e in audit.get("unaudited") or []) or "none"
+    return [
+        f"- Audit of these labels: measured against the dataset's own boxes on {audit.get('pairs', 0)} pairs "
+        f"({_cell(audit.get('format', ''))} annotations; per modality, the pairs with a caption and an annotation "
+        "there; `all` = a box in any modality). Entities the annotations do not cover are unaudited, not wrong: "
+        f"{unaudited}.",
+        "",
+        *rows,
+        "",
+    ]
 
 
 def _confidence_lines(denoise: dict[str, Any], threshold: Any) -> list[str]:
@@ -226,7 +287,7 @@ def _body(infos: dict[str, dict], repo_id: str | None) -> str:
     out = [
         *_overview(infos),
         *_loading_section(infos, repo_id),
-        *_columns_section(),
+        *_columns_section(infos),
         *_splits_section(infos),
         *_annotations_section(infos),
         *_frequencies_section(infos),
@@ -285,15 +346,17 @@ def _loading_section(infos: dict[str, dict], repo_id: str | None) -> list[str]:
     ]
 
 
-def _columns_section() -> list[str]:
+def _columns_section(infos: dict[str, dict]) -> list[str]:
     """The data columns, and the plain tables beside them."""
+    names = {c["name"] for info in infos.values() for c in info.get("features", []) if isinstance(c, dict)}
+    extra = {k: v for k, v in ANNOTATION_COLUMNS.items() if k in names}
     return [
         "",
         "## Columns",
         "",
         "| column | content |",
         "|---|---|",
-        *[f"| `{k}` | {v} |" for k, v in COLUMNS.items()],
+        *[f"| `{k}` | {v} |" for k, v in {**COLUMNS, **extra}.items()],
         "",
         "Plain tables without images, per config, under `tables/<config>/`: `pairs.parquet` (pair manifest; "
         "`split` is the split the pair is in here), `captions.parquet` (every caption with model, revision, "

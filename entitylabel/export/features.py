@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pyarrow as pa
 from datasets import ClassLabel, Features, Image, List, Value
@@ -27,8 +28,9 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def build_features(label_space: list[str]) -> Features:
-    """Features of one config; the label space fixes the ClassLabel names (and so the stored indices)."""
+def build_features(label_space: list[str], extra: dict[str, Any] | None = None) -> Features:
+    """Features of one config; the label space fixes the ClassLabel names (and so the stored indices). `extra`:
+    columns after the standard ones (`export --annotations`: per-modality entities and boxes)."""
     return Features(
         {
             "pair_id": Value("string"),
@@ -41,6 +43,7 @@ def build_features(label_space: list[str]) -> Features:
             "confidences": List(Value("float32")),
             "width": Value("int32"),
             "height": Value("int32"),
+            **(extra or {}),
         }
     )
 

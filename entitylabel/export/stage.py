@@ -24,6 +24,7 @@ from ..errors import EntityLabelError
 from ..io import atomic_dir, atomic_write_text, dumps_json, swap_dir, temp_dir_beside, write_parquet
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
 from . import layout
+from .annotated import AnnotatedLabels, annotated_labels
 from .card import render_card
 from .features import build_features, yaml_features
 from .inputs import (
@@ -112,6 +113,7 @@ def _records(
     primary: dict[str, dict[str, str]],
     ents: EntityInputs | None,
     label_space: list[str],
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, list[Record]]:
     index = {n: i for i, n in enumerate(label_space)}
     conf: dict[tuple[str, str], float] = {}
@@ -138,6 +140,7 @@ def _records(
                 caption_vis=primary.get("vis", {}).get(row.pair_id),
                 entities=[index[n] for n in names],
                 confidences=[conf.get((row.pair_id, n)) for n in names],
+                extra=(extra or {}).get(row.pair_id, {}),
             )
         )
     return by_split
@@ -151,6 +154,7 @@ def _write_tables(
     ents: EntityInputs | None,
     label_space: list[str],
     label_counts: dict[str, int],
+    annotated: AnnotatedLabels | None = None,
 ) -> None:
     """The plain Parquet tables (no images) beside the hub data, restricted to the exported pairs."""
     tdir.mkdir(parents=True, exist_ok=True)
@@ -166,6 +170,9 @@ def _write_tables(
         labels = pd.DataFrame({"pair_id": pairs["pair_id"], "split": pairs["split"]})
         labels["entities"] = [ents.labels.get(p, []) for p in labels["pair_id"]]
         write_parquet(labels, tdir / "labels.parquet", schema=EXPORT_LABELS_SCHEMA)
+    if annotated is not None:  # the boxes and the annotation problems, as plain tables
+        write_parquet(annotated.ann.boxes, tdir / "boxes.parquet")
+        write_parquet(annotated.ann.problems, tdir / "annotation_problems.parquet")
     space = {**(ents.space_info if ents else {}), "names": label_space, "counts": label_counts}
     atomic_write_text(tdir / "label_space.json", dumps_json(space))
 
@@ -181,17 +188,19 @@ def _build_config(
     test_fraction: float,
     shard_bytes: int,
     progress: Any,
+    annotated: AnnotatedLabels | None = None,
 ) -> dict[str, Any]:
     """Write data/<config>/ and tables/<config>/ under `root`; return the config's export.json content."""
     label_space = list(ents.label_space) if ents is not None else []
-    features = build_features(label_space)
+    features = build_features(label_space, annotated.features() if annotated is not None else None)
     splits, method = assign_splits(manifest.df, test_fraction)
     primary = primary_captions(captions, caption_prompt) if captions is not None else {}
-    by_split = _records(manifest, splits, primary, ents, label_space)
+    extra = annotated.values() if annotated is not None else None
+    by_split = _records(manifest, splits, primary, ents, label_space, extra)
     check_images([r for recs in by_split.values() for r in recs])
     split_infos = _write_data(root, config, by_split, features, label_space, shard_bytes, progress)
     totals = {n: sum(s["label_counts"][n] for s in split_infos.values()) for n in label_space}
-    _write_tables(layout.tables_dir(root, config), manifest, splits, captions, ents, label_space, totals)
+    _write_tables(layout.tables_dir(root, config), manifest, splits, captions, ents, label_space, totals, annotated)
     ids = set(manifest.df["pair_id"])
     return {
         "config": config,
@@ -205,8 +214,17 @@ def _build_config(
         "captions": _caption_info(captions[captions["pair_id"].isin(ids)], caption_prompt)
         if captions is not None
         else {},
-        "entities": {"label_space": ents.space_info, "extract": ents.extract_info} if ents is not None else {},
+        "entities": _entities_info(ents, annotated),
     }
+
+
+def _entities_info(ents: EntityInputs | None, annotated: AnnotatedLabels | None) -> dict[str, Any]:
+    """export.json's `entities`: where the labels came from (extract stage or the dataset's annotations)."""
+    if ents is None:
+        return {}
+    if annotated is not None:
+        return {"label_space": ents.space_info, "provenance": "annotation", "annotations": annotated.info()}
+    return {"label_space": ents.space_info, "extract": ents.extract_info}
 
 
 def _write_data(
@@ -279,6 +297,8 @@ def run_export(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     caption_prompt: str | None = None,
     repo_id: str | None = None,
+    annotations: str | Path | None = None,
+    annotation_vocab: str | Path | None = None,
     root: str | Path | None = None,
     progress: Any = None,
 ) -> ExportResult:
@@ -286,7 +306,9 @@ def run_export(
 
     `captions`: caption shards folder or table; `entities`: extract folder; `caption_prompt`: prompt id whose
     caption fills `caption_ir` / `caption_vis` (default: see `primary_captions`); `repo_id` only fills the card's
-    loading example; `root` overrides the manifest's dataset root.
+    loading example; `root` overrides the manifest's dataset root. `annotations`: the dataset's own boxes (YOLO,
+    VOC, COCO; instead of `entities`): labels from them, per-modality sets and boxes as columns, provenance
+    `annotation` in the card; `annotation_vocab` maps their class names to entities.
     """
     config = layout.check_config_name(config)
     if shard_bytes <= 0:
@@ -294,9 +316,11 @@ def run_export(
     out = Path(out)
     manifest = _exported_manifest(pairs, root)
     caps = read_captions(captions) if captions is not None else None
-    ents = read_entities(entities) if entities is not None else None
+    annotated = _annotated(annotations, entities, manifest, annotation_vocab)
+    ents = annotated.inputs if annotated is not None else read_entities(entities) if entities is not None else None
     infos = _configs_already_there(out, config, overwrite, list(ents.label_space) if ents else [])
-    kw = dict(caption_prompt=caption_prompt, test_fraction=test_fraction, shard_bytes=shard_bytes, progress=progress)
+    kw = dict(caption_prompt=caption_prompt, test_fraction=test_fraction, shard_bytes=shard_bytes, progress=progress,
+              annotated=annotated)  # fmt: skip
     job = _ConfigJob(config, manifest, caps, ents, repo_id, kw)
     info = _export_into_new_folder(out, job) if not out.exists() else _export_beside_others(out, job, infos)
     labelled = set(ents.labels) if ents else set()
@@ -311,6 +335,27 @@ def run_export(
         uncaptioned=int((~manifest.df["pair_id"].isin(captioned)).sum()),
         configs=sorted({*infos, config}),
     )
+
+
+def _annotated(
+    annotations: str | Path | None, entities: str | Path | None, manifest: PairManifest, vocab: str | Path | None
+) -> AnnotatedLabels | None:
+    """The labels of `export --annotations` (None without it); refused beside --entities, or matching no pair."""
+    if annotations is None:
+        return None
+    if entities is not None:
+        raise EntityLabelError("give --entities or --annotations, not both: the labels come from one of them")
+    from ..annotations import load_annotations
+
+    ann = load_annotations(annotations, manifest.df, vocab or "ivif")
+    if ann.files.empty:
+        first = ann.problems["message"].iloc[0] if len(ann.problems) else "no annotation file found"
+        raise EntityLabelError(
+            "the annotations match no pair of the manifest; nothing was written",
+            path=annotations,
+            hint=f"{len(ann.problems)} problem row(s), e.g. {first}",
+        )
+    return annotated_labels(ann)
 
 
 def _exported_manifest(pairs: str | Path, root: str | Path | None) -> PairManifest:

@@ -46,6 +46,7 @@ class Record:
     caption_vis: str | None = None
     entities: list[int] = field(default_factory=list)
     confidences: list[float | None] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # values of columns beyond the standard ones
     size: int = 0  # bytes of both image files, for shard sizing
 
 
@@ -131,6 +132,20 @@ def _open_writer(path: Path, schema: pa.Schema, options: dict[str, Any]) -> tupl
         return pq.ParquetWriter(path, schema, **common), False
 
 
+_STANDARD = {
+    "ir",
+    "vis",
+    "pair_id",
+    "dataset",
+    "caption_ir",
+    "caption_vis",
+    "entities",
+    "confidences",
+    "width",
+    "height",
+}
+
+
 def build_table(records: list[Record], schema: pa.Schema) -> pa.Table:
     """The Arrow table of some records, image bytes read and checked against the manifest's hashes."""
     cols: dict[str, list] = {name: [] for name in schema.names}
@@ -142,6 +157,8 @@ def build_table(records: list[Record], schema: pa.Schema) -> pa.Table:
             cols[kind].append({"bytes": _read_image(file, sha, r.pair_id, kind.upper()), "path": rel})
         for name in ("pair_id", "dataset", "caption_ir", "caption_vis", "entities", "confidences", "width", "height"):
             cols[name].append(getattr(r, name))
+        for name in cols.keys() - _STANDARD:
+            cols[name].append(r.extra.get(name))
     return pa.Table.from_pydict(cols, schema=schema)
 
 

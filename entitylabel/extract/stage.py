@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..annotations import Annotations
 from ..errors import EntityLabelError
 from ..tables import layout
+from .audit import audit_labels, audit_lines
 from .confidence import describe, estimate, load_model
 from .denoise import model_reliability
 from .filters import RejectLog
@@ -57,6 +59,7 @@ class ExtractResult:
     method: str
     reliability: dict[str, dict[str, float]] = field(default_factory=dict)
     wall_s: float = 0.0
+    audit: dict[str, Any] | None = None  # against the dataset's own boxes (`annotations=`)
 
     def print_summary(self, console) -> None:
         console.print(
@@ -68,15 +71,31 @@ class ExtractResult:
             console.print(f"dropped (below --min-pairs): {', '.join(f'{k} ({v})' for k, v in self.dropped.items())}")
         if self.rejected:
             console.print("rejected mentions: " + ", ".join(f"{k} {v}" for k, v in self.rejected.items()))
+        if self.audit is not None:
+            for line in audit_lines(self.audit):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _load_pair_ids(pairs: Any) -> list[str] | None:
+def _load_manifest(pairs: Any) -> Any:
     if pairs is None:
         return None
     from ..pairs import PairManifest, load_pairs
 
-    manifest = pairs if isinstance(pairs, PairManifest) else load_pairs(pairs, root=".")
-    return sorted(set(manifest.df["pair_id"].astype(str)))
+    return pairs if isinstance(pairs, PairManifest) else load_pairs(pairs, root=".")
+
+
+def _load_annotations(annotations: str | Path | None, manifest: Any, voc: Vocabulary) -> Annotations | None:
+    """The dataset's own boxes for the audit, read with the extract's vocabulary; they need the pair manifest."""
+    if annotations is None:
+        return None
+    if manifest is None:
+        raise EntityLabelError("--annotations needs --pairs: annotation files are matched to the manifest's pairs")
+    from ..annotations import load_annotations
+
+    ann = load_annotations(annotations, manifest.df, voc)
+    if ann.files.empty:
+        raise EntityLabelError("the annotations match no pair of the manifest", path=annotations)
+    return ann
 
 
 def _check(min_support: int, min_confidence: float, min_pairs: int, n_process: int, batch_size: int) -> None:
@@ -180,6 +199,7 @@ def run_extract(
     n_process: int = 1,
     batch_size: int = 256,
     spacy_model: str | None = None,
+    annotations: str | Path | None = None,
     progress: Any = None,
     nlp: Any = None,
 ) -> ExtractResult:
@@ -194,6 +214,8 @@ def run_extract(
     `late_min_sentences` sentences, a mention first made in sentence `late_sentence` (0-based) or later is a
     weak vote (0 turns this off); `weak_modifiers`: a vocabulary noun used as a modifier ("car" in "car
     headlights"), not negated or hedged, is a weak vote for its entity, else only a rejection.
+    `annotations`: the dataset's own boxes (needs `pairs`): the labels are audited against them (`audit.py`) in
+    extract.json's `audit`.
     Everything is validated (vocabulary, manifest, captions path, spaCy model) before anything is written.
     """
     t0 = time.perf_counter()
@@ -203,7 +225,9 @@ def run_extract(
     )  # fmt: skip
     _check(min_support, min_confidence, min_pairs, n_process, batch_size)
     voc = vocab if isinstance(vocab, Vocabulary) else load_vocab(vocab)
-    manifest_ids = _load_pair_ids(pairs)
+    manifest = _load_manifest(pairs)
+    manifest_ids = sorted(set(manifest.df["pair_id"].astype(str))) if manifest is not None else None
+    ann = _load_annotations(annotations, manifest, voc)
     files = caption_files(captions)
     parser = Parser(voc, spacy_model, keep_hedged, batch_size, nlp=nlp)
     settings |= {
@@ -225,11 +249,16 @@ def run_extract(
     report = _report(settings, counts, table, dec, rejects, reliability, len(all_pairs))
     wall = time.perf_counter() - t0
     order = {e: i for i, e in enumerate(voc.entities)}
+    labels = labels_table(table, dec, order, all_pairs)
     tables = {
         layout.ENTITIES_FILE: entities_table(table, dec),
-        layout.LABELS_FILE: labels_table(table, dec, order, all_pairs),
+        layout.LABELS_FILE: labels,
         layout.MENTIONS_FILE: mentions_table(table, dec),
     }
+    if ann is not None:
+        ids, ents = labels["pair_id"].to_pylist(), labels["entities"].to_pylist()
+        predicted = {p: list(es or []) for p, es in zip(ids, ents, strict=True)}
+        report["audit"] = audit_labels(predicted, ann, set(table.captions), dec.names)
     jsons = {
         layout.LABEL_SPACE_FILE: _label_space(voc, dec, len(all_pairs), min_pairs),
         layout.EXTRACT_INFO_FILE: report,
@@ -238,7 +267,7 @@ def run_extract(
     return ExtractResult(
         target, counts["captions"], table.counts["parsed"], counts["bad_caption"], counts["unknown_pair"],
         len(all_pairs), sum(dec.accepted), dec.names, dec.dropped, rejects.by_reason(), "calibrated",
-        reliability[0], wall,
+        reliability[0], wall, report.get("audit"),
     )  # fmt: skip
 
 

@@ -24,6 +24,8 @@ from ..images import IMAGE_EXTENSIONS, open_gray
 from ..io import atomic_write_text, dumps_json, ensure_writable_dir, safe_child
 from ..pairs import PairManifest, load_pairs
 from .metrics import HIGHER_IS_BETTER, METRICS, compute_all
+from .region_eval import PairBoxes, load_region_boxes, region_scores
+from .region_metrics import REGION_METRICS
 
 Array = np.ndarray
 
@@ -46,6 +48,12 @@ BASELINES: dict[str, tuple[str, Callable[[Array, Array], Array]]] = {
 
 ID_COLUMNS = ("method", "kind", "pair_id", "status", "n", "fused_path", "error")
 OUT_SUFFIXES = (".csv", ".json")
+BETTER = {**HIGHER_IS_BETTER, **dict.fromkeys(REGION_METRICS, True)}
+
+
+def metric_columns(table: pd.DataFrame) -> list[str]:
+    """The metrics of a table: the ten, then the region metrics (TC, Qabf_bg) when it was scored with boxes."""
+    return [*METRICS, *(m for m in REGION_METRICS if m in table.columns)]
 
 
 def _check_out(out_file: str | Path | None) -> Path | None:
@@ -125,6 +133,7 @@ def _row(method: str, pid: str, status: str, fused_path: str = "", error: str = 
         "error": error,
     }
     row.update({m: vals.get(m, math.nan) for m in METRICS})
+    row.update({m: vals[m] for m in REGION_METRICS if m in vals})
     return row
 
 
@@ -135,8 +144,9 @@ def _score_pair(
     method: str | None,
     baselines: Sequence[str],
     mi_log_base: float | str,
+    boxes: PairBoxes | None = None,
 ) -> list[dict]:
-    """All rows of one pair: the fused method (if any) then the baselines."""
+    """All rows of one pair: the fused method (if any) then the baselines (region metrics when `boxes`)."""
     pid = rec["pair_id"]
     methods = ([method] if method else []) + [BASELINES[b][0] for b in baselines]
     try:
@@ -146,6 +156,10 @@ def _score_pair(
             raise ValueError(f"infrared is {ir.shape[1]}x{ir.shape[0]} but visible is {vis.shape[1]}x{vis.shape[0]}")
     except ValueError as e:
         return [_row(m, pid, "error", error=f"source: {e}") for m in methods]
+
+    def scores(img: Array) -> dict[str, float]:
+        region = region_scores(ir, vis, img, boxes.get(pid)) if boxes is not None else {}
+        return {**compute_all(ir, vis, img, mi_log_base=mi_log_base), **region}
 
     rows = []
     if method:
@@ -157,7 +171,7 @@ def _score_pair(
                     raise ValueError(
                         f"fused image is {img.shape[1]}x{img.shape[0]} but the pair is {ir.shape[1]}x{ir.shape[0]}"
                     )
-                rows.append(_row(method, pid, "ok", rel, **compute_all(ir, vis, img, mi_log_base=mi_log_base)))
+                rows.append(_row(method, pid, "ok", rel, **scores(img)))
             except ValueError as e:
                 rows.append(_row(method, pid, "error", rel, str(e)))
         else:
@@ -166,7 +180,7 @@ def _score_pair(
     for key in baselines:
         name, fn = BASELINES[key]
         try:
-            rows.append(_row(name, pid, "ok", **compute_all(ir, vis, fn(ir, vis), mi_log_base=mi_log_base)))
+            rows.append(_row(name, pid, "ok", **scores(fn(ir, vis))))
         except ValueError as e:
             rows.append(_row(name, pid, "error", error=str(e)))
     return rows
@@ -190,7 +204,7 @@ def _mean_rows(images: pd.DataFrame, methods: Sequence[str]) -> list[dict]:
             "fused_path": "",
             "error": "",
         }
-        row.update({k: float(sel[k].mean()) if len(sel) else math.nan for k in METRICS})
+        row.update({k: float(sel[k].mean()) if len(sel) else math.nan for k in metric_columns(images)})
         rows.append(row)
     return rows
 
@@ -235,13 +249,14 @@ def _score_pairs(
     mi_log_base: float | str,
     workers: int,
     progress: Any,
+    boxes: PairBoxes | None = None,
 ) -> list[list[dict]]:
     """The rows of every pair in pair-id order (threads when `workers` > 1), advancing `progress`."""
     records = manifest.df.sort_values("pair_id", kind="stable").to_dict("records")
     task = progress.add_task("evaluate", total=len(records)) if progress is not None else None
 
     def work(rec: dict[str, Any]) -> list[dict]:
-        rows = _score_pair(manifest, rec, matches.get(rec["pair_id"]), method, base, mi_log_base)
+        rows = _score_pair(manifest, rec, matches.get(rec["pair_id"]), method, base, mi_log_base, boxes)
         if progress is not None:
             progress.advance(task)
         return rows
@@ -252,13 +267,13 @@ def _score_pairs(
     return [work(r) for r in records]
 
 
-def _long_table(per_pair: list[list[dict]], methods: list[str]) -> pd.DataFrame:
+def _long_table(per_pair: list[list[dict]], methods: list[str], metrics: list[str]) -> pd.DataFrame:
     """Image rows sorted by method order then pair id, then one mean row per method."""
     order = {m: i for i, m in enumerate(methods)}
-    images = pd.DataFrame([r for rows in per_pair for r in rows], columns=[*ID_COLUMNS, *METRICS])
+    images = pd.DataFrame([r for rows in per_pair for r in rows], columns=[*ID_COLUMNS, *metrics])
     images = images.sort_values(["method", "pair_id"], key=lambda s: s.map(order) if s.name == "method" else s)
     table = pd.concat(
-        [images, pd.DataFrame(_mean_rows(images, methods), columns=[*ID_COLUMNS, *METRICS])], ignore_index=True
+        [images, pd.DataFrame(_mean_rows(images, methods), columns=[*ID_COLUMNS, *metrics])], ignore_index=True
     )
     table["n"] = table["n"].astype("int64")
     return table
@@ -275,8 +290,12 @@ def evaluate(
     mi_log_base: float | str = "e",
     workers: int = 1,
     progress: Any = None,
+    annotations: Any = None,
 ) -> pd.DataFrame:
     """Score the fused images in `fused_dir` (None: baselines only) on every pair of the manifest.
+
+    `annotations` (an `Annotations`, or a folder/file `load_annotations` reads) adds the region metrics TC and
+    Qabf_bg after the ten (see `region_metrics`).
 
     Returns the long table (columns `ID_COLUMNS` + `METRICS`): image rows sorted by method order then
     pair id, then one "mean" row per method. `method` names the fused images in tables (default: the
@@ -289,9 +308,11 @@ def evaluate(
     manifest = pairs_manifest if isinstance(pairs_manifest, PairManifest) else load_pairs(pairs_manifest, root)
     if len(manifest) == 0:
         raise EntityLabelError("pair manifest has no pairs", path=pairs_manifest)
+    boxes = load_region_boxes(annotations, manifest) if annotations is not None else None
     method, matches = _match_method(fused_dir, manifest, base, method)
-    per_pair = _score_pairs(manifest, matches, method, base, mi_log_base, workers, progress)
-    table = _long_table(per_pair, ([method] if method else []) + [BASELINES[b][0] for b in base])
+    per_pair = _score_pairs(manifest, matches, method, base, mi_log_base, workers, progress, boxes)
+    metrics = [*METRICS, *(REGION_METRICS if boxes is not None else ())]
+    table = _long_table(per_pair, ([method] if method else []) + [BASELINES[b][0] for b in base], metrics)
     if out_path is not None:
         write_table(table, out_path, mi_log_base=mi_log_base)
     return table
@@ -300,7 +321,7 @@ def evaluate(
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """The mean rows as a methods x metrics frame (index = method, plus the column `n`)."""
     means = table[table["kind"] == "mean"].set_index("method")
-    return means[["n", *METRICS]]
+    return means[["n", *metric_columns(table)]]
 
 
 def _round(v: Any) -> Any:
@@ -316,14 +337,14 @@ def write_table(table: pd.DataFrame, path: str | Path, *, mi_log_base: float | s
     """Write the evaluation table as CSV (one row per table row) or JSON (summary + images), atomically."""
     p = _check_out(path)
     assert p is not None
-    cols = [*ID_COLUMNS, *METRICS]
+    cols = [*ID_COLUMNS, *metric_columns(table)]
     if p.suffix.lower() == ".csv":
         text = table[cols].to_csv(index=False, float_format="%.6g", lineterminator="\n")
     else:
         recs = [{c: _round(r[c]) for c in cols} for r in table[cols].to_dict("records")]
         doc = {
-            "metrics": list(METRICS),
-            "higher_is_better": HIGHER_IS_BETTER,
+            "metrics": metric_columns(table),
+            "higher_is_better": {m: BETTER[m] for m in metric_columns(table)},
             "settings": {"mi_log_base": str(mi_log_base), "gray": "ITU-R 601 luma (PIL 'L')"},
             "summary": [r for r in recs if r["kind"] == "mean"],
             "images": [r for r in recs if r["kind"] == "image"],
@@ -342,19 +363,20 @@ def print_table(table: pd.DataFrame, console: Any, *, max_problems: int = 10) ->
     from rich.table import Table
 
     summary = summarize(table)
+    metrics = metric_columns(table)
     t = Table(title="Fusion metrics (mean over pairs scored by every method)", box=box.SIMPLE_HEAD)
     t.add_column("method")
     t.add_column("n", justify="right")
-    for m in METRICS:
-        t.add_column(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}", justify="right")
+    for m in metrics:
+        t.add_column(f"{m} {'↑' if BETTER[m] else '↓'}", justify="right")
     best = {}
-    for m in METRICS:
+    for m in metrics:
         col = summary[m].dropna()
         if len(col):
-            best[m] = col.max() if HIGHER_IS_BETTER[m] else col.min()
+            best[m] = col.max() if BETTER[m] else col.min()
     for name, row in summary.iterrows():
         cells = []
-        for m in METRICS:
+        for m in metrics:
             v = row[m]
             text = "—" if pd.isna(v) else f"{v:.{5 if m == 'Nabf' else 4}f}"
             cells.append(f"[bold]{text}[/]" if m in best and v == best[m] else text)

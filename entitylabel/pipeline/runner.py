@@ -317,7 +317,8 @@ def export_run(ctx: _Ctx) -> None:
 
     kw = settings.kwargs(ctx.cfg.export, ExportSettings)
     out, config = ctx.cfg.export_dir, ctx.cfg.export_config
-    run_export(ctx.pairs, out, config, captions=ctx.captions, entities=ctx.entities, overwrite=True, **kw,
+    entities = None if kw.get("annotations") is not None else ctx.entities  # export.annotations: labels from boxes
+    run_export(ctx.pairs, out, config, captions=ctx.captions, entities=entities, overwrite=True, **kw,
                progress=ctx.progress)  # fmt: skip
 
 

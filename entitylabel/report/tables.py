@@ -287,6 +287,7 @@ def _summary(
         "vocabSha256": _text(tables.label_space.get("vocab_sha256")),
         "vocabVersion": _text(tables.label_space.get("vocab_version")),
         "droppedLabels": [str(d) for d in (dropped if isinstance(dropped, list) else list(dropped))],
+        "audit": tables.extract_info.get("audit") if isinstance(tables.extract_info.get("audit"), dict) else None,
         "spans": "exact" if exact_spans else "phrase search",
         "stages": {
             "captions": tables.captions is not None,

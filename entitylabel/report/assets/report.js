@@ -78,6 +78,35 @@
     });
   }
 
+  // ---- audit of the labels against the dataset's own boxes (extract --annotations) ----------------
+  function renderAudit() {
+    var a = D.summary.audit;
+    if (!a) return;
+    $("audit-panel").hidden = false;
+    $("audit-note").textContent = "measured against the dataset's own boxes on " + fmt(a.pairs) + " pairs" +
+      (a.unaudited.length ? " · unaudited (not covered, not wrong): " + a.unaudited.join(", ") : "");
+    var body = $("audit").querySelector("tbody");
+    function num(v) { return v === null || v === undefined ? "\u2014" : Number(v).toFixed(3); }
+    Object.keys(a.modalities).forEach(function (mod) {
+      var b = a.modalities[mod];
+      var rows = [[mod + " (" + fmt(b.pairs) + " pairs)", "all audited", b.micro.precision, b.micro.recall, "", ""]];
+      Object.keys(b.entities).forEach(function (e) {
+        var s = b.entities[e];
+        rows.push([mod, e, s.precision, s.recall, fmt(s.gold), fmt(s.predicted)]);
+      });
+      rows.forEach(function (r) {
+        var tr = el("tr");
+        tr.appendChild(el("td", null, r[0]));
+        tr.appendChild(el("td", null, r[1]));
+        tr.appendChild(el("td", "num", num(r[2])));
+        tr.appendChild(el("td", "num", num(r[3])));
+        tr.appendChild(el("td", "num", r[4]));
+        tr.appendChild(el("td", "num", r[5]));
+        body.appendChild(tr);
+      });
+    });
+  }
+
   function renderRejected() {
     var body = $("rejected").querySelector("tbody");
     $("rejected-note").textContent = D.rejectedTotal ? ("top " + D.rejected.length + " of " + fmt(D.rejectedTotal)) : "";
@@ -298,6 +327,7 @@
   renderHeader();
   renderControls();
   renderRejected();
+  renderAudit();
   applyFilters();
   renderChart();
   renderPage();
