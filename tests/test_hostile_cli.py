@@ -41,3 +41,25 @@ def test_an_unexpected_error_in_a_stage_is_one_line_with_its_traceback_saved(tmp
     assert "During handling" not in err
     assert "Traceback" in saved.read_text() and "ValueError: forced bug" in saved.read_text()
     assert _snapshot(run)["captions"] == before["captions"] and not manifest_path(run, "extract").exists()
+
+
+# ---- item 8: extract with a synset WordNet does not have --------------------------------------------------
+
+
+@pytest.mark.parametrize("synset", ["nonexist.n.01", "tree.n.99"])
+def test_extract_with_an_unknown_synset_says_what_vocab_check_says(tmp_path, entitylabel_cache, synset):
+    from extract_support import nlp, write_jsonl, write_vocab
+
+    from entitylabel.errors import EntityLabelError
+    from entitylabel.extract.stage import run_extract
+    from entitylabel.extract.vocab import check_vocab
+
+    vocab = write_vocab(tmp_path, f'name: t\nversion: "1"\nentities:\n  dog: {{}}\n  tree:\n    synset: {synset}\n')
+    captions = write_jsonl(tmp_path / "c.jsonl", [{"pair_id": "a", "source": "vis:x:m", "caption": "a dog, a tree"}])
+    with pytest.raises(EntityLabelError) as checked:
+        check_vocab(vocab)
+    assert f"synset '{synset}' is not in WordNet 3.0" in str(checked.value)
+    with pytest.raises(EntityLabelError) as extracted:
+        run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
+    assert str(extracted.value) == str(checked.value)
+    assert not (tmp_path / "run" / "entities").exists()

@@ -26,7 +26,7 @@ import json
 from ..errors import EntityLabelError
 from ..io import atomic_write_json
 from ..resources import cache_dir
-from .vocab import Vocabulary
+from .vocab import Vocabulary, check_synsets
 
 RULES_VERSION = 2  # bump when the rules below change, so cached results are recomputed
 
@@ -38,6 +38,7 @@ def compound_forms(vocab: Vocabulary) -> dict[str, str]:
     """Multi-word WordNet synonym (spaces, lowercase) -> canonical entity, sorted by form."""
     from ..resources import wordnet
 
+    check_synsets(vocab)  # a synset WordNet lacks is the vocabulary's error, as `vocab check` says it
     wn = wordnet()
     found: dict[str, set[str]] = {}
     for form, entity in vocab.forms.items():
