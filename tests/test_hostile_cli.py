@@ -63,3 +63,41 @@ def test_extract_with_an_unknown_synset_says_what_vocab_check_says(tmp_path, ent
         run_extract(captions, vocab, tmp_path / "run", nlp=nlp())
     assert str(extracted.value) == str(checked.value)
     assert not (tmp_path / "run" / "entities").exists()
+
+
+# ---- item 9 and the BOM: external caption files -----------------------------------------------------------
+
+
+@pytest.fixture()
+def syn_manifest(tmp_path):
+    from caption_support import synthetic_manifest
+
+    return synthetic_manifest(tmp_path / "syn", 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "columns"),
+    [
+        ("c.csv", "pair_id,PAIR_ID,caption\nsyn-00,syn-01,a dog\n", "'pair_id', 'PAIR_ID'"),
+        ("c.jsonl", '{"pair_id": "syn-00", "caption": "a dog", "Caption": "a cat"}\n', "'caption', 'Caption'"),
+    ],
+)
+def test_external_columns_differing_only_by_case_are_one_line(syn_manifest, tmp_path, capsys, name, text, columns):
+    src = tmp_path / name
+    src.write_text(text)
+    err = _fails(capsys, ["caption", str(syn_manifest), "--external", str(src), "--out", str(tmp_path / "cap")])
+    assert f"{src}: columns {columns} differ only by case or spaces — rename or drop one" in err
+    assert not list((tmp_path / "cap").glob("*.parquet"))
+
+
+def test_external_jsonl_with_a_byte_order_mark_is_read(syn_manifest, tmp_path):
+    from entitylabel.caption import import_external
+    from entitylabel.pairs import load_pairs
+    from entitylabel.tables.captions import read_caption_table
+
+    rows = '{"pair_id": "syn-00", "caption": "a dog"}\n{"pair_id": "syn-01", "caption": "a cat"}\n'
+    src = tmp_path / "bom.jsonl"
+    src.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    res = import_external(load_pairs(syn_manifest), src, tmp_path / "cap", name="bom")
+    assert (res.rows, res.matched, res.problems) == (2, 2, 0)
+    assert read_caption_table(src)["caption"].tolist() == ["a dog", "a cat"]  # extract's reader too
