@@ -260,12 +260,13 @@ def train_cmd(
     """Train the compact entity-guided fusion model on a released dataset."""
     import warnings
 
-    from .fusion.config import FusionConfig, parse_overrides
+    from .fusion.config import FusionConfig, check_value, parse_overrides
     from .fusion.train import train
     from .progress import progress_bar
 
-    overrides = parse_overrides(set_)
+    overrides = parse_overrides(set_)  # every value range-checked here, before any data is read
     if lambda_cls is not None:
+        check_value("lambda_cls", lambda_cls, "--lambda-cls")
         overrides["lambda_cls"] = lambda_cls
     cfg = FusionConfig().replace(**overrides) if overrides else None
     with warnings.catch_warnings(record=True) as caught, progress_bar() as progress:

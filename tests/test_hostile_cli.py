@@ -101,3 +101,71 @@ def test_external_jsonl_with_a_byte_order_mark_is_read(syn_manifest, tmp_path):
     res = import_external(load_pairs(syn_manifest), src, tmp_path / "cap", name="bom")
     assert (res.rows, res.matched, res.problems) == (2, 2, 0)
     assert read_caption_table(src)["caption"].tolist() == ["a dog", "a cat"]  # extract's reader too
+
+
+# ---- item 12: training hyper-parameters and run settings, checked at parse time ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-minutes", "nan"], "--max-minutes: must be a finite number, got nan"),
+        (["--max-minutes", "0"], "--max-minutes: must be above 0, got 0.0"),
+        (["--set", "lr=nan"], "--set lr: must be a finite number, got nan"),
+        (["--set", "lr=inf"], "--set lr: must be a finite number, got inf"),
+        (["--set", "lr=0"], "--set lr: must be above 0 and at most 1, got 0.0"),
+        (["--set", "patch_size=0"], "--set patch_size: must be between 16 and 1024, got 0"),
+        (["--set", "patch_size=30"], "--set patch_size: must be a multiple of 4, got 30"),
+        (["--set", "patch_size=100000"], "--set patch_size: must be between 16 and 1024, got 100000"),
+        (["--set", "batch_size=-1"], "--set batch_size: must be between 1 and 1024, got -1"),
+        (["--set", "seed=-3"], "--set seed: must be between 0 and 4294967295, got -3"),
+        (["--set", "patch_size=1024"], "batch_size x patch_size²: 8 x 1024² = 8,388,608 pixels a step is over"),
+        (["--set", "heads=5"], "dim and heads: dim (48) must be a multiple of heads (5)"),
+        (["--set", "entity_template={nam}"], "entity_template: '{nam}' is not a template with {name}"),
+        (["--lambda-cls", "nan"], "--lambda-cls: must be a finite number, got nan"),
+        (["--lambda-cls", "-1"], "--lambda-cls: must be between 0 and 10000, got -1.0"),
+        (["--val-pairs", "0"], "--val-pairs: must be between 1 and 100000, got 0"),
+        (["--val-points", "0"], "--val-points: must be between 1 and 1000, got 0"),
+        (["--status-every", "-5"], "--status-every: must be at least 0, got -5"),
+    ],
+)
+def test_bad_training_values_are_refused_before_any_data_is_read(tmp_path, capsys, args, message):
+    missing = tmp_path / "no-such-dataset"  # never opened: the values are refused first
+    err = _fails(capsys, ["train", str(missing), "--out", str(tmp_path / "run"), *args])
+    assert message in err and "no-such-dataset" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_numeric_hyper_parameter_declares_its_limits_and_the_defaults_pass():
+    """A new config field must say its range in config.LIMITS (the check is generic over fields)."""
+    import dataclasses
+
+    from entitylabel.fusion.config import LIMITS, FusionConfig, check_config
+
+    numeric = {
+        f.name for f in dataclasses.fields(FusionConfig) if f.type in ("int", "float") and f.name != "format_version"
+    }
+    assert numeric == set(LIMITS)
+    check_config(FusionConfig())
+
+
+def test_direct_callers_get_the_same_checks(tmp_path):
+    from fusion_synth import tiny_config
+
+    from entitylabel.errors import EntityLabelError
+    from entitylabel.fusion.config import FusionConfig
+    from entitylabel.fusion.train import train
+
+    with pytest.raises(EntityLabelError, match="max_minutes: must be a finite number, got nan"):
+        train(tmp_path / "ds", tmp_path / "run", tiny_config(), max_minutes=float("nan"))
+    with pytest.raises(EntityLabelError, match="hyper-parameter lambda_cls: must be a finite number"):
+        FusionConfig().replace(lambda_cls=float("nan"))
+
+
+def test_an_unknown_split_is_an_error_listing_the_known_ones(tmp_path, capsys):
+    from fusion_synth import make_dataset, save_dataset_folder
+
+    folder = save_dataset_folder(make_dataset(2), tmp_path / "ds")
+    err = _fails(capsys, ["train", str(folder), "--out", str(tmp_path / "run"), "--split", "trian", "--steps", "1"])
+    assert "no split named 'trian' in this dataset (it has train)" in err
+    assert not (tmp_path / "run" / "checkpoint").exists()
