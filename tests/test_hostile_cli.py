@@ -169,3 +169,33 @@ def test_an_unknown_split_is_an_error_listing_the_known_ones(tmp_path, capsys):
     err = _fails(capsys, ["train", str(folder), "--out", str(tmp_path / "run"), "--split", "trian", "--steps", "1"])
     assert "no split named 'trian' in this dataset (it has train)" in err
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+# ---- item 13: a device this machine does not have ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("nonsense", "--device nonsense: not a device (use cpu, cuda, cuda:N or mps)"),
+        ("cuda:99", "--device cuda:99: "),  # no CUDA here; on a GPU machine: "this machine has N CUDA device(s)"
+        ("cuda", "--device cuda: CUDA is not available on this machine — use --device cpu"),
+        ("meta", "--device meta: device type 'meta' is not supported"),
+    ],
+)
+def test_fuse_on_a_missing_device_blames_the_device_not_the_checkpoint(tmp_path, capsys, device, message):
+    import torch
+    from fusion_synth import synth_pair
+    from PIL import Image
+    from test_fusion_fuse import _checkpoint
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    run = _checkpoint(tmp_path / "run")
+    ir, vis = synth_pair(0)
+    Image.fromarray(ir).save(tmp_path / "ir.png")
+    Image.fromarray(vis).save(tmp_path / "vis.png")
+    args = ["fuse", str(run), str(tmp_path / "ir.png"), str(tmp_path / "vis.png"), "--out", str(tmp_path / "out")]
+    err = _fails(capsys, [*args, "--device", device])
+    assert message in err and "safetensors" not in err and "weights" not in err
+    assert not (tmp_path / "out").exists()
