@@ -199,3 +199,53 @@ def test_fuse_on_a_missing_device_blames_the_device_not_the_checkpoint(tmp_path,
     err = _fails(capsys, [*args, "--device", device])
     assert message in err and "safetensors" not in err and "weights" not in err
     assert not (tmp_path / "out").exists()
+
+
+# ---- item 6: metrics left undefined by a constant pair are visible --------------------------------------
+
+
+def test_a_constant_pair_leaves_metrics_undefined_and_the_means_say_so(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+    from test_fusion_evaluate import _write_pairs
+
+    from entitylabel.fusion.evaluate import evaluate, summarize
+
+    root = tmp_path / "data"
+    pairs = _write_pairs(root, [("syn-black", "all", "black"), ("syn-ok", "all", "ok")])
+    black = np.zeros((72, 88), np.uint8)
+    Image.fromarray(black).save(root / "ir" / "black.png")
+    Image.fromarray(np.dstack([black] * 3)).save(root / "vi" / "black.png")
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    for pid, stem in (("syn-black", "black"), ("syn-ok", "ok")):
+        a, b = (np.asarray(Image.open(root / d / f"{stem}.png").convert("L")) for d in ("ir", "vi"))
+        Image.fromarray(np.maximum(a, b)).save(fused / f"{pid}.png")
+
+    table = evaluate(fused, pairs, tmp_path / "m.csv", baselines=("max",), method="net")
+    rows = table[table["kind"] == "image"].set_index(["method", "pair_id"])
+    for m in ("Qabf", "VIF", "SSIM"):  # 0/0, or a structure score against no structure: never a maximum
+        assert np.isnan(rows.loc[("net", "syn-black"), m]) and rows.loc[("net", "syn-black"), f"n_{m}"] == 0
+    assert rows.loc[("net", "syn-black"), "EN"] == 0.0 and rows.loc[("net", "syn-black"), "n_EN"] == 1
+    summary = summarize(table)
+    assert (summary["n"] == 2).all() and (summary["n_EN"] == 2).all()
+    for m in ("Qabf", "VIF", "SSIM"):  # the mean averages one pair and says n=1
+        assert (summary[f"n_{m}"] == 1).all()
+        assert summary.loc["net", m] == pytest.approx(rows.loc[("net", "syn-ok"), m])
+    csv = pd.read_csv(tmp_path / "m.csv")
+    assert csv.loc[(csv["kind"] == "mean") & (csv["method"] == "net"), "n_Qabf"].item() == 1
+
+    main(["evaluate", str(fused), "--pairs", str(pairs), "--baseline", "max", "--out", str(tmp_path / "m.json")])
+    text = capsys.readouterr().out
+    assert "(n=1)" in text
+    assert "1 pair(s) with undefined metrics" in text and "syn-black: VIF, Qabf, SSIM" in text
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["undefined"] == {"syn-black": {m: ["fused", "pixel-max"] for m in ("VIF", "Qabf", "SSIM")}}
+
+
+def test_evaluate_workers_must_be_at_least_one(tmp_path, capsys):
+    err = _fails(capsys, ["evaluate", str(tmp_path), "--pairs", str(tmp_path), "--out", "m.csv", "--workers", "0"])
+    assert "--workers: must be at least 1, got 0" in err
