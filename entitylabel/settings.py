@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -356,8 +357,23 @@ def number_problem(value: float, limits: Mapping[str, Any]) -> str | None:
     return None
 
 
+_ENV_REF = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def expand_vars(value: str, path: tuple[str, ...], where: Where) -> str:
+    """`$VAR`, `${VAR}` and a leading `~` of a path in a file (not from the command line: the shell did that);
+    an unset variable is an error naming the key, never a folder literally named `$TMPDIR`."""
+    if isinstance(where, CliWhere):
+        return value
+    for ref in _ENV_REF.findall(value):
+        name = ref.strip("{}")
+        if name not in os.environ:
+            raise where.error(path, f"environment variable ${name} is not set (in {value!r})")
+    return os.path.expanduser(os.path.expandvars(value))
+
+
 def _path(value: str, path: tuple[str, ...], where: Where, meta: dict) -> Path:
-    p = Path(value).expanduser()
+    p = Path(expand_vars(value, path, where)).expanduser()
     p = Path(os.path.normpath(p if p.is_absolute() else where.base / p))
     if meta.get("kind") == "vocab" and not p.exists():
         from .extract.vocab import SHIPPED, resolve_vocab_path
@@ -374,6 +390,7 @@ def _resolve_prompt(spec: str, path: tuple[str, ...], where: Where) -> str:
     """A prompt spec that names a file or folder is resolved against the base; built-in ids stay as they are."""
     if not (spec.endswith(".txt") or "/" in spec):
         return spec
+    spec = expand_vars(spec, path, where)
     p = Path(spec) if Path(spec).is_absolute() else where.base / spec
     if not p.exists():
         raise where.error(path, f"prompt file not found: {p}")

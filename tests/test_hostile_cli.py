@@ -3,7 +3,10 @@ one line on stderr (exit 2, no traceback) or a visible note, never a silently wr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from test_pipeline_config import GOOD, VOCAB, _write
 from test_pipeline_run import _setup, _snapshot
 
 from entitylabel.cli import main
@@ -249,3 +252,78 @@ def test_a_constant_pair_leaves_metrics_undefined_and_the_means_say_so(tmp_path,
 def test_evaluate_workers_must_be_at_least_one(tmp_path, capsys):
     err = _fails(capsys, ["evaluate", str(tmp_path), "--pairs", str(tmp_path), "--out", "m.csv", "--workers", "0"])
     assert "--workers: must be at least 1, got 0" in err
+
+
+# ---- item 14 and the small ones: a pipeline YAML is checked completely before any stage runs -----------
+
+
+def _load_error(tmp_path: Path, text: str) -> str:
+    from entitylabel.errors import EntityLabelError
+    from entitylabel.pipeline.config import load_config
+
+    with pytest.raises(EntityLabelError) as e:
+        load_config(_write(tmp_path, text))
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "message"),
+    [
+        (("name: toy", "name: road scene"), ":1:", "name: config name 'road scene' must be letters, digits"),
+        (("name: toy", "name: ../../x"), ":1:", "name: outputs: unsafe output name '../../x': not a plain file name"),
+        (("batch_size: 2", "batch_size: 2\nexport: {config: a/b}"), ":8:", "export.config: config name 'a/b'"),
+        (("vocab:", "min_confidence: .nan\n  vocab:"), ":9:", "extract.min_confidence: must be a finite number"),
+        (("batch_size: 2", "batch_size: 2\n  prompts: [nope]"), ":8:", "caption.prompts: unknown prompt 'nope'"),
+        (("batch_size: 2", "batch_size: 2\n  modalities: []"), ":8:", "caption.modalities: names no modality"),
+        (("batch_size: 2", "batch_size: 2\n  device: cuda:99"), ":8:", "caption.device: device cuda:99: "),
+        (("batch_size: 2", "batch_size: 2\n  device: nonsense"), ":8:", "caption.device: device nonsense: not a"),
+        (("batch_size: 2", "batch_size: 2\n  external_name: a b"), ":8:", "caption.external_name: --external-name"),
+        (("batch_size: 2", "batch_size: 2\nexport: {caption_prompt: vis_nope}"), ":8:",
+         "export.caption_prompt: 'vis_nope' is not one of the prompts captioned (ir_default, vis_default)"),
+        (("root: data", "root: data\n  layout: tnoo"), ":5:", "data.layout: unknown layout 'tnoo'"),
+        (("vocab:", "spacy_model: no_such_spacy_pipeline\n  vocab:"), ":9:",
+         "extract.spacy_model: spaCy pipeline no_such_spacy_pipeline is not installed"),
+        (("out: run", "out: data"), ":2:", "out: "),
+        (("out: run", "out: data/run"), ":2:", "out: "),
+        (("batch_size: 2", "batch_size: 2\nexport: {out: data/export}"), ":8:", "export.out: "),
+        (("out: run", "out: $ENTITYLABEL_TEST_UNSET/run"), ":2:",
+         "out: environment variable $ENTITYLABEL_TEST_UNSET is not set"),
+    ],
+)  # fmt: skip
+def test_pipeline_values_the_stages_would_refuse_are_refused_at_load(tmp_path, monkeypatch, change, where, message):
+    monkeypatch.delenv("ENTITYLABEL_TEST_UNSET", raising=False)
+    old, new = change
+    assert old in GOOD
+    msg = _load_error(tmp_path, GOOD.replace(old, new, 1))
+    assert f"p.yaml{where} {message}" in msg, msg
+    if message.endswith("out: "):
+        assert "is inside the dataset folder" in msg and "write outputs outside data.root" in msg
+
+
+def test_a_broken_vocabulary_or_synset_is_refused_at_load(tmp_path, entitylabel_cache):
+    vocab = tmp_path / "v.yaml"
+    vocab.write_text("entities: [oops\n")
+    assert "extract.vocab: " in _load_error(tmp_path, GOOD.replace(str(VOCAB), str(vocab)))
+    vocab.write_text('name: t\nversion: "1"\nentities:\n  tree:\n    synset: tree.n.99\n')
+    msg = _load_error(tmp_path, GOOD.replace(str(VOCAB), str(vocab)))
+    assert "extract.vocab: " in msg and "synset 'tree.n.99' is not in WordNet 3.0" in msg
+
+
+def test_a_bad_name_stops_the_run_before_discover(tmp_path, capsys):
+    cfg = _setup(tmp_path, n=2)
+    cfg.write_text(cfg.read_text().replace("name: toy", "name: road scene"))
+    err = _fails(capsys, ["run", str(cfg)])
+    assert "name: config name 'road scene'" in err and "or set export.config" in err
+    assert not (tmp_path / "run").exists()  # nothing ran: no discover, no hours of captioning
+
+
+def test_environment_variables_and_home_in_yaml_paths_are_expanded(tmp_path, monkeypatch):
+    from entitylabel.pipeline.config import load_config
+
+    monkeypatch.setenv("ELTEST_OUT", str(tmp_path / "outside"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    text = GOOD.replace("out: run", "out: ${ELTEST_OUT}/run").replace("batch_size: 2", "batch_size: 2\n"
+                                                                         "export: {out: ~/release}")  # fmt: skip
+    cfg = load_config(_write(tmp_path, text))
+    assert cfg.run_dir == tmp_path / "outside" / "run" and cfg.export_dir == tmp_path / "home" / "release"

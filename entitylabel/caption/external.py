@@ -76,6 +76,13 @@ class ExternalResult:
         )
 
 
+def check_external_name(name: str) -> str:
+    """The provenance name of external captions (`external:<name>`, file names of its shards) must be plain."""
+    if safe_name(name) != name:
+        raise EntityLabelError(f"--external-name {name!r} must be letters, digits, '.', '_' or '-'")
+    return name
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a JSONL/JSON/CSV/Parquet file into strings (keys like '00012' must not become numbers)."""
     suffix = path.suffix.lower()
@@ -160,9 +167,7 @@ def import_external(
 ) -> ExternalResult:
     """Turn an external caption file into caption shards with source `external:<name>`."""
     path, out = Path(path), Path(out_dir)
-    name = name or safe_name(path.stem)
-    if safe_name(name) != name:
-        raise EntityLabelError(f"--external-name {name!r} must be letters, digits, '.', '_' or '-'")
+    name = check_external_name(name or safe_name(path.stem))
     df = read_table(path)
     key_col = "pair_id" if "pair_id" in df.columns else _pick(df, KEY_COLUMNS)
     cap_col = _pick(df, CAPTION_COLUMNS)
