@@ -327,3 +327,22 @@ def test_environment_variables_and_home_in_yaml_paths_are_expanded(tmp_path, mon
                                                                          "export: {out: ~/release}")  # fmt: skip
     cfg = load_config(_write(tmp_path, text))
     assert cfg.run_dir == tmp_path / "outside" / "run" and cfg.export_dir == tmp_path / "home" / "release"
+
+
+# ---- user text in rich prints: no markup, no emoji codes ----------------------------------------------------
+
+
+def test_names_like_rich_markup_or_emoji_codes_print_as_they_are(tmp_path, capsys):
+    from caption_support import synthetic_manifest
+
+    folder = tmp_path / ":thumbs_up: [bold]x[/bold]"
+    manifest = synthetic_manifest(folder, 2)
+    src = folder / ":fire:.jsonl"
+    src.write_text('{"pair_id": "syn-00", "caption": "a dog"}\n{"pair_id": "nope", "caption": "lost"}\n')
+    main(["caption", str(manifest), "--external", str(src), "--out", str(folder / ":smile:")])
+    text = "".join(capsys.readouterr()).replace("\n", "")  # wrapped at the terminal width, not cut
+    assert ":smile:" in text and ":thumbs_up: [bold]x[/bold]" in text  # the -> folder and the problems-file note
+    assert not any(ch in text for ch in "😄👍🔥")
+    main(["discover", str(folder), "--out", str(tmp_path / "[red]:fire:"), "--dataset", "[red]x"])
+    text = "".join(capsys.readouterr()).replace("\n", "")
+    assert "red_x: layout tno" in text and "[red]:fire:/pairs.parquet" in text and "🔥" not in text

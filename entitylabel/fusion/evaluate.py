@@ -429,7 +429,7 @@ def print_table(table: pd.DataFrame, console: Any, *, max_problems: int = 10) ->
             v, k = row[m], int(row[COUNT_PREFIX + m])
             text = "—" if pd.isna(v) else f"{v:.{5 if m == 'Nabf' else 4}f}"
             text += f" (n={k})" if k != int(row["n"]) else ""  # a mean of fewer pairs says so
-            cells.append(f"[bold]{text}[/]" if m in best and v == best[m] else text)
+            cells.append(Text(text, style="bold" if m in best and v == best[m] else ""))
         t.add_row(Text(str(name)), str(int(row["n"])), *cells)  # Text: a method name is no markup or emoji code
     if console.is_terminal:
         console.print(t)
@@ -441,7 +441,7 @@ def print_table(table: pd.DataFrame, console: Any, *, max_problems: int = 10) ->
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     bad = table[(table["kind"] == "image") & (table["status"] != "ok")]
     if len(bad):
-        console.print(f"[yellow]{len(bad)} image row(s) not scored[/]:")
+        console.print(f"[yellow]{len(bad)} image row(s) not scored[/]:", markup=True)
         for r in bad.head(max_problems).itertuples():
             console.print(f"  {r.method} {r.pair_id}: {r.error}", markup=False, highlight=False)
         if len(bad) > max_problems:

@@ -99,12 +99,14 @@ class PipelineResult:
         return [s.stage for s in self.stages if s.status == "ran"]
 
     def print_summary(self, console: Any) -> None:
+        from rich.markup import escape
+
         for s in self.stages:
             extra = f" ({s.reason})" if s.reason else ""
             took = f" in {s.seconds:.1f}s" if s.status == "ran" else ""
             console.print(f"  {s.stage:<9} {s.status}{took}{extra}", highlight=False)
         for note in self.notes:
-            console.print(f"[bold yellow]note:[/] {note}", highlight=False)
+            console.print(f"[bold yellow]note:[/] {escape(note)}", markup=True, highlight=False)
         if self.export is not None:
             console.print(f"dataset: {self.export}", highlight=False)
         if self.report is not None:
