@@ -163,6 +163,12 @@ def test_direct_callers_get_the_same_checks(tmp_path):
         train(tmp_path / "ds", tmp_path / "run", tiny_config(), max_minutes=float("nan"))
     with pytest.raises(EntityLabelError, match="hyper-parameter lambda_cls: must be a finite number"):
         FusionConfig().replace(lambda_cls=float("nan"))
+    from fusion_synth import make_dataset, save_dataset_folder
+
+    folder = save_dataset_folder(make_dataset(2), tmp_path / "real")
+    with pytest.raises(EntityLabelError, match="hyper-parameter lambda_cls: must be a finite number"):
+        train(folder, tmp_path / "run", tiny_config(lambda_cls=float("nan")), steps=1)
+    assert not (tmp_path / "run" / "checkpoint").exists()  # no config.json with a bare NaN
 
 
 def test_an_unknown_split_is_an_error_listing_the_known_ones(tmp_path, capsys):
