@@ -38,8 +38,10 @@ app = typer.Typer(
 vocab_app = typer.Typer(help="Validate and grow entity vocabularies.", no_args_is_help=True)
 app.add_typer(vocab_app, name="vocab")
 
-console = Console(stderr=True)
-out = Console()
+# No markup or emoji codes in what we print: paths, names and captions are the user's (a file named
+# `[red]x` or `:thumbs_up:.jsonl` prints as it is). Styled lines pass markup=True and escape what they embed.
+console = Console(stderr=True, markup=False, emoji=False)
+out = Console(markup=False, emoji=False)
 
 
 def _version(value: bool) -> None:
@@ -78,7 +80,7 @@ def discover(
         result = run_discover(root, out_dir, **kwargs(settings), progress=progress)
     result.print_summary(out)
     if strict and len(result.problems):
-        console.print(f"[red]error:[/] {len(result.problems)} problem(s) found and --strict is set")
+        console.print(f"[red]error:[/] {len(result.problems)} problem(s) found and --strict is set", markup=True)
         raise typer.Exit(1)
 
 
@@ -260,12 +262,13 @@ def train_cmd(
     """Train the compact entity-guided fusion model on a released dataset."""
     import warnings
 
-    from .fusion.config import FusionConfig, parse_overrides
+    from .fusion.config import FusionConfig, check_value, parse_overrides
     from .fusion.train import train
     from .progress import progress_bar
 
-    overrides = parse_overrides(set_)
+    overrides = parse_overrides(set_)  # every value range-checked here, before any data is read
     if lambda_cls is not None:
+        check_value("lambda_cls", lambda_cls, "--lambda-cls")
         overrides["lambda_cls"] = lambda_cls
     cfg = FusionConfig().replace(**overrides) if overrides else None
     with warnings.catch_warnings(record=True) as caught, progress_bar() as progress:
@@ -278,10 +281,10 @@ def train_cmd(
         raise typer.Exit(1 if result.status == "nan" else 0)
     for w in caught:
         if issubclass(w.category, UserWarning):
-            console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(str(w.message))}", markup=True, highlight=False)
     result.print_summary(out)
     if result.status == "nan":
-        console.print(f"[red]error:[/] {result.message}", highlight=False)
+        console.print(f"[red]error:[/] {escape(result.message)}", markup=True, highlight=False)
         raise typer.Exit(1)
     if result.status == "complete":
         out.print("nothing to do: the run already reached its budget (raise --steps / --max-minutes to go on)")
@@ -439,7 +442,7 @@ def report(
 
 
 def _interrupted() -> None:
-    console.print("[yellow]interrupted[/]: finished outputs are kept; rerun to resume")
+    console.print("[yellow]interrupted[/]: finished outputs are kept; rerun to resume", markup=True)
     sys.exit(130)
 
 

@@ -115,12 +115,14 @@ class DiscoveryResult:
         }
 
     def print_summary(self, console: Any) -> None:
+        from rich.markup import escape
         from rich.table import Table
 
         s = self.summary()
         console.print(
-            f"[bold]{s['dataset']}[/]: layout [cyan]{s['layout']}[/], {s['pairs']} pairs "
-            + ", ".join(f"{k}={v}" for k, v in s["pairs_per_split"].items())
+            f"[bold]{escape(s['dataset'])}[/]: layout [cyan]{escape(s['layout'])}[/], {s['pairs']} pairs "
+            + escape(", ".join(f"{k}={v}" for k, v in s["pairs_per_split"].items())),
+            markup=True,
         )
         if s["ignored_files"]:
             console.print(f"ignored {s['ignored_files']} system file(s) (Thumbs.db, .DS_Store, hidden)")

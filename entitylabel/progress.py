@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 @contextlib.contextmanager
 def progress_bar(*, disable: bool = False) -> Iterator[Progress]:
     """A Progress with the project's columns; pass it to stage functions as `progress=`."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)  # lines printed through it carry user names and paths
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

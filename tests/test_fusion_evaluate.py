@@ -83,7 +83,7 @@ def test_matching_statuses_and_means(setup, tmp_path: Path) -> None:
     table = evaluate(fused, pairs, tmp_path / "out.csv", method="maxnet")
     img = table[table["kind"] == "image"]
     assert list(table.columns[:7]) == ["method", "kind", "pair_id", "status", "n", "fused_path", "error"]
-    assert list(table.columns[7:]) == list(M.METRICS)
+    assert list(table.columns[7:]) == list(M.METRICS) + [f"n_{m}" for m in M.METRICS]
     mine = img[img["method"] == "maxnet"].set_index("pair_id")
     assert mine["status"].to_dict() == {
         "syn-a": "ok", "syn-b": "ok", "syn-c": "ok", "syn-d": "missing", "syn-e": "error", "syn-f": "error",
@@ -242,7 +242,8 @@ def test_region_metrics_with_annotations(setup, tmp_path: Path, capsys: pytest.C
     plain = evaluate(fused, pairs, None, method="maxnet")
     assert "TC" not in plain.columns  # without annotations the table is as before
     table = evaluate(fused, pairs, tmp_path / "r.json", method="maxnet", annotations=labels)
-    assert list(table.columns[-3:]) == ["Nabf", "TC", "Qabf_bg"]
+    assert [c for c in table.columns if not c.startswith("n_")][-3:] == ["Nabf", "TC", "Qabf_bg"]
+    assert list(table.columns[-2:]) == ["n_TC", "n_Qabf_bg"]  # what each mean averages
     img = table[table["kind"] == "image"].set_index(["method", "pair_id"])
     ir, vis = _gray(root / "ir/a.png"), _gray(root / "vi/a.png")
     ir_boxes = np.array([[0.2 * W, 0.25 * H, 0.4 * W, 0.55 * H], [0.6 * W, 0.5 * H, 0.8 * W, 0.7 * H]])
@@ -256,12 +257,14 @@ def test_region_metrics_with_annotations(setup, tmp_path: Path, capsys: pytest.C
     assert math.isnan(img.loc[("pixel-max", "syn-d"), "Qabf_bg"])  # not annotated: no region metric
     means = summarize(table)
     assert means.loc["pixel-max", "TC"] == pytest.approx(img.loc[("pixel-max", ["syn-a", "syn-b"]), "TC"].mean())
+    assert (means.loc["pixel-max", "n"], means.loc["pixel-max", "n_TC"]) == (3, 2)  # syn-c has no TC
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["metrics"][-2:] == ["TC", "Qabf_bg"] and doc["higher_is_better"]["TC"] is True
     main(["evaluate", str(fused), "--pairs", str(pairs), "--out", str(tmp_path / "r.csv"), "--baseline", "mean",
           "--baseline", "max", "--annotations", str(labels)])  # fmt: skip
     captured = capsys.readouterr()
-    rows = {ln.split()[0]: ln.split() for ln in captured.out.splitlines() if ln.strip().startswith(("pixel", "fused"))}
+    rows = {ln.split()[0]: [t for t in ln.split() if not t.startswith("(n=")]  # a mean of fewer pairs says (n=k)
+            for ln in captured.out.splitlines() if ln.strip().startswith(("pixel", "fused"))}  # fmt: skip
     assert "TC" in captured.out and "Qabf_bg" in captured.out
     assert len(rows["pixel-max"]) == len(rows["pixel-mean"]) == 2 + 12  # method, n, ten metrics, TC, Qabf_bg
     assert "annotations (yolo): 4 boxes on 3 pairs" in captured.err and "missing_file 6" in captured.err

@@ -87,7 +87,7 @@ def test_mistakes_are_one_line_with_line_and_key(tmp_path, text, where, what):
 def test_vocabulary_by_shipped_name_as_on_the_cli(tmp_path):
     cfg = load_config(_write(tmp_path, GOOD.replace(str(VOCAB), "ivif")))
     assert cfg.extract.vocab == VOCAB
-    (tmp_path / "ivif").write_text("a file of that name wins, as on the CLI\n")
+    (tmp_path / "ivif").write_text(VOCAB.read_text())  # a file of that name wins, as on the CLI
     assert load_config(_write(tmp_path, GOOD.replace(str(VOCAB), "ivif"))).extract.vocab == tmp_path / "ivif"
 
 

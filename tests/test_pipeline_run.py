@@ -87,17 +87,17 @@ def test_failing_stage_keeps_earlier_outputs(tmp_path):
     run = tmp_path / "run"
     run_pipeline(cfg)
     before = _snapshot(run)
-    vocab = tmp_path / "vocab.yaml"
-    good = vocab.read_text()
-    vocab.write_text("entities: [oops\n")
+    good = cfg.read_text()
+    (tmp_path / "not-spacy").mkdir()  # a folder passes the load-time check; spaCy refuses it when extract runs
+    cfg.write_text(good.replace("min_pairs: 1}", f"min_pairs: 1, spacy_model: {tmp_path / 'not-spacy'}}}"))
     with pytest.raises(StageFailed) as e:
         run_pipeline(cfg)
     msg = str(e.value)
-    assert msg.startswith("stage extract failed:") and "vocab.yaml" in msg and "discover, caption are kept" in msg
+    assert msg.startswith("stage extract failed:") and "not-spacy" in msg and "discover, caption are kept" in msg
     assert _snapshot(run) == before  # extract builds in a temporary folder; nothing earlier was touched
     assert not manifest_path(run, "extract").exists()  # so the next run redoes it
     assert manifest_path(run, "caption").exists()
-    vocab.write_text(good)
+    cfg.write_text(good)
     fixed = run_pipeline(cfg)
     assert fixed.ran == ["extract"]  # same vocabulary as before: same entities, export and report stay
 

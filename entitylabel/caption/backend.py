@@ -79,13 +79,9 @@ class _PromptLength:
 def pick_device(device: str = "auto") -> torch.device:
     """`auto`: this process's accelerator (`cuda:<local rank>` under accelerate/torchrun) else the CPU."""
     if device != "auto":
-        try:
-            dev = torch.device(device)
-        except RuntimeError as e:
-            raise EntityLabelError(f"bad --device {device!r} ({e})") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise EntityLabelError(f"--device {device} asked for, but CUDA is not available", hint="use --device cpu")
-        return dev
+        from ..devices import check_device
+
+        return check_device(device)
     from .distributed import process_state
 
     return process_state().device

@@ -1,10 +1,11 @@
 """Import captions made elsewhere (an API model, an existing text release) as caption shards.
 
-The file is JSONL, JSON, CSV or Parquet with a caption column (`caption`, `text`, `description` or `answer`)
-and a key: `pair_id`, or an image file name / relative path (`image`, `file_name`, `filename`, `file`,
-`image_path`, `path`). A path relative to the dataset root, or a file name (with or without extension) found
-in only one modality, also tells the modality; an optional `modality` column says it outright. Optional
-`model`, `prompt_id` and `prompt` columns are carried into the provenance.
+The file is JSONL, JSON, CSV or Parquet (a UTF-8 byte-order mark is fine) with a caption column (`caption`, `text`,
+`description` or `answer`; two columns that differ only by case are refused) and a key: `pair_id`, or an image file
+name / relative path (`image`, `file_name`, `filename`, `file`, `image_path`, `path`). A path relative to the
+dataset root, or a file name (with or without extension) found in only one modality, also tells the modality; an
+optional `modality` column says it outright. Optional `model`, `prompt_id` and `prompt` columns are carried into the
+provenance.
 
 Rows become `shard-external-<name>-NNNNN.parquet` with source `external:<name>:<modality>` (plain
 `external:<name>` when the modality is unknown): the IR and VIS captions of one file are two sources, so the
@@ -31,6 +32,7 @@ import pyarrow as pa
 from ..errors import EntityLabelError
 from ..io import atomic_write_json, sha256_file, sha256_text, write_parquet
 from ..pairs import PairManifest, safe_name
+from ..tables.captions import json_records
 from .shards import Shard, fingerprint, is_done, plan_shards, remove_stale, write_shard
 
 KEY_COLUMNS = ("image", "file_name", "filename", "file", "image_path", "path", "image_file")
@@ -74,15 +76,19 @@ class ExternalResult:
         )
 
 
+def check_external_name(name: str) -> str:
+    """The provenance name of external captions (`external:<name>`, file names of its shards) must be plain."""
+    if safe_name(name) != name:
+        raise EntityLabelError(f"--external-name {name!r} must be letters, digits, '.', '_' or '-'")
+    return name
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a JSONL/JSON/CSV/Parquet file into strings (keys like '00012' must not become numbers)."""
     suffix = path.suffix.lower()
     try:
-        if suffix in (".jsonl", ".ndjson"):
-            df = pd.read_json(path, lines=True, dtype=False)
-        elif suffix == ".json":
-            text = path.read_text(encoding="utf-8").lstrip()
-            df = pd.read_json(path, lines=not text.startswith("["), dtype=False)
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            df = pd.DataFrame([rec for rec, _ in json_records(path)])  # the caption tables' reader and errors
         elif suffix in (".csv", ".tsv"):
             df = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in (".parquet", ".pq"):
@@ -95,7 +101,12 @@ def read_table(path: Path) -> pd.DataFrame:
         raise EntityLabelError("external caption file not found", path=path) from None
     except Exception as e:  # parser errors of several kinds
         raise EntityLabelError(f"cannot read external captions ({type(e).__name__}: {e})", path=path) from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    names = [str(c).strip().lower() for c in df.columns]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash is not None:  # `pair_id,PAIR_ID`: which one is the key is a guess we do not make
+        same = ", ".join(repr(str(c)) for c in df.columns if str(c).strip().lower() == clash)
+        raise EntityLabelError(f"columns {same} differ only by case or spaces", path=path, hint="rename or drop one")
+    df.columns = names
     return df
 
 
@@ -156,9 +167,7 @@ def import_external(
 ) -> ExternalResult:
     """Turn an external caption file into caption shards with source `external:<name>`."""
     path, out = Path(path), Path(out_dir)
-    name = name or safe_name(path.stem)
-    if safe_name(name) != name:
-        raise EntityLabelError(f"--external-name {name!r} must be letters, digits, '.', '_' or '-'")
+    name = check_external_name(name or safe_name(path.stem))
     df = read_table(path)
     key_col = "pair_id" if "pair_id" in df.columns else _pick(df, KEY_COLUMNS)
     cap_col = _pick(df, CAPTION_COLUMNS)

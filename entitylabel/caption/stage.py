@@ -65,7 +65,7 @@ class CaptionResult:
             e = self.external
             console.print(f"external:{e.name}: {e.matched} of {e.rows} caption rows imported into {e.shards} shard(s)")
             if e.problems:
-                console.print(self.problem_note(), markup=False, highlight=False)
+                console.print(self.problem_note(), markup=False, emoji=False, highlight=False, soft_wrap=True)
         if self.shards_total:
             console.print(
                 f"captions{who}: {len(self.computed)} shard(s) captioned, {len(self.skipped)} already done, "

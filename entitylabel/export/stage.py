@@ -54,15 +54,20 @@ class ExportResult:
     configs: list[str] = field(default_factory=list)  # every config now in the folder
 
     def print_summary(self, console: Any) -> None:
+        from rich.markup import escape
+
         splits = ", ".join(f"{s}: {n}" for s, n in self.splits.items())
         console.print(
-            f"exported config [bold]{self.config}[/] to {self.out} ({splits}; {len(self.files)} file(s))",
+            f"exported config [bold]{escape(self.config)}[/] to {escape(str(self.out))} ({escape(splits)}; "
+            f"{len(self.files)} file(s))",
             soft_wrap=True,
+            markup=True,
         )
         console.print(f"label space: {self.n_labels} names; configs in folder: {', '.join(self.configs)}")
         if self.unlabelled or self.uncaptioned:
             console.print(
-                f"[yellow]note:[/] {self.unlabelled} pair(s) without labels, {self.uncaptioned} without captions"
+                f"[yellow]note:[/] {self.unlabelled} pair(s) without labels, {self.uncaptioned} without captions",
+                markup=True,
             )
 
 

@@ -62,10 +62,13 @@ class ExtractResult:
     audit: dict[str, Any] | None = None  # against the dataset's own boxes (`annotations=`)
 
     def print_summary(self, console) -> None:
+        from rich.markup import escape
+
         console.print(
             f"[bold]extract[/]: {self.n_captions} captions ({self.n_bad} bad, {self.n_unknown_pair} unknown pair) "
             f"-> {self.n_pairs} pairs, {self.n_labels} labels over {len(self.label_space)} entities "
-            f"({self.method}); wrote {self.out_dir}"
+            f"({escape(self.method)}); wrote {escape(str(self.out_dir))}",
+            markup=True,
         )
         if self.dropped:
             console.print(f"dropped (below --min-pairs): {', '.join(f'{k} ({v})' for k, v in self.dropped.items())}")

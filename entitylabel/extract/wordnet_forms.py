@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 from ..errors import EntityLabelError
 from ..io import atomic_write_json
 from ..resources import cache_dir
-from .vocab import Vocabulary
+from .vocab import Vocabulary, check_synsets
 
 RULES_VERSION = 2  # bump when the rules below change, so cached results are recomputed
 
@@ -38,6 +39,7 @@ def compound_forms(vocab: Vocabulary) -> dict[str, str]:
     """Multi-word WordNet synonym (spaces, lowercase) -> canonical entity, sorted by form."""
     from ..resources import wordnet
 
+    check_synsets(vocab)  # a synset WordNet lacks is the vocabulary's error, as `vocab check` says it
     wn = wordnet()
     found: dict[str, set[str]] = {}
     for form, entity in vocab.forms.items():
@@ -80,9 +82,20 @@ def noun_only_forms(vocab: Vocabulary) -> frozenset[str]:
     )
 
 
+def _cache_path(vocab: Vocabulary) -> Path:
+    return cache_dir() / "wordnet_forms" / f"{vocab.sha256}-v{RULES_VERSION}.json"
+
+
+def check_synsets_unless_cached(vocab: Vocabulary) -> None:
+    """`check_synsets` (seconds: it loads WordNet) unless this vocabulary's forms are cached, which they are only
+    after a run whose synsets all resolved; for checks made before a stage runs (`entitylabel run`'s YAML)."""
+    if not _cache_path(vocab).is_file():
+        check_synsets(vocab)
+
+
 def wordnet_forms(vocab: Vocabulary) -> tuple[dict[str, str], frozenset[str]]:
     """(`compound_forms`, `noun_only_forms`) of `vocab`, from the user cache when there (see module docstring)."""
-    path = cache_dir() / "wordnet_forms" / f"{vocab.sha256}-v{RULES_VERSION}.json"
+    path = _cache_path(vocab)
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(d["compounds"], dict) and isinstance(d["noun_only"], list):

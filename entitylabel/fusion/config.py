@@ -96,12 +96,13 @@ class FusionConfig:
         return cls(**data)
 
     def replace(self, **changes: Any) -> FusionConfig:
-        """A copy with `changes`; unknown names are a user error (they come from --set KEY=VALUE)."""
+        """A checked copy with `changes`; unknown names and values out of `LIMITS` are a user error (they come
+        from --set KEY=VALUE)."""
         known = {f.name: f for f in dataclasses.fields(self)}
         bad = [k for k in changes if k not in known or k == "format_version"]
         if bad:
             raise EntityLabelError(f"unknown hyper-parameter {bad[0]!r}", hint=f"choose from {', '.join(known)}")
-        return dataclasses.replace(self, **changes)
+        return check_config(dataclasses.replace(self, **changes))
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -127,4 +128,77 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
                 out[key] = raw
         except ValueError:
             raise EntityLabelError(f"bad value for {key}: {raw!r} (expected {kind})") from None
+        check_value(key, out[key], f"--set {key}")
     return out
+
+
+# The limits of every numeric hyper-parameter (keys of `settings.number_problem`: min/max inclusive, above
+# exclusive, multiple_of), in one place: `check_config` applies them whenever a config is made from a user's
+# values (`--set`, `--lambda-cls`, `FusionConfig.replace`, so every new training run). NaN and infinities are
+# refused for every float. A new numeric field must be listed here (tests/test_hostile_cli.py says so).
+LIMITS: dict[str, dict[str, float]] = {
+    "text_dim": {"min": 1, "max": 4096},
+    "width": {"min": 1, "max": 256},
+    "dim": {"min": 1, "max": 1024},
+    "heads": {"min": 1, "max": 64},
+    "kv_grid": {"min": 1, "max": 128},
+    "n_inter": {"min": 0, "max": 16},
+    "mlp_ratio": {"min": 1, "max": 16},
+    "residual_scale": {"min": 0, "max": 10},
+    "base_contrast": {"min": 0, "max": 10},
+    "base_sigma": {"above": 0, "max": 1000},
+    "cls_threshold": {"min": 0, "max": 1},
+    "w_intensity": {"min": 0, "max": 10_000},
+    "w_gradient": {"min": 0, "max": 10_000},
+    "grad_gain": {"above": 0, "max": 10},
+    "w_ssim": {"min": 0, "max": 10_000},
+    "lambda_cls": {"min": 0, "max": 10_000},
+    "patch_size": {"min": 16, "max": 1024, "multiple_of": 4},  # sides are padded to 4 (two stride-2 stages)
+    "batch_size": {"min": 1, "max": 1024},
+    "lr": {"above": 0, "max": 1},
+    "min_lr_ratio": {"min": 0, "max": 1},
+    "warmup_steps": {"min": 0, "max": 10_000_000},
+    "weight_decay": {"min": 0, "max": 1},
+    "grad_clip": {"above": 0, "max": 1_000_000},
+    "light_aug": {"min": 0, "max": 1},
+    "seed": {"min": 0, "max": 2**32 - 1},  # numpy's generators take no negative seed
+    "checkpoint_minutes": {"above": 0, "max": 1_000_000},
+    "checkpoint_steps": {"min": 1, "max": 10_000_000},
+    "log_steps": {"min": 1, "max": 1_000_000},
+}
+# batch_size x patch_size² pixels a step: the model's activations take about 2 KB a pixel (8 x 256² patches
+# peak at 1.1 GB on a CPU), so 8 x 512² (about 4 GB) is the most a 24 GB machine is asked for
+MAX_BATCH_PIXELS = 8 * 512 * 512
+
+
+def check_value(name: str, value: Any, label: str) -> None:
+    """One hyper-parameter against its `LIMITS` (and finiteness); `label` names it in the error."""
+    from ..settings import number_problem
+
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        problem = number_problem(value, LIMITS.get(name, {}))
+        if problem:
+            raise EntityLabelError(f"{label}: {problem}")
+
+
+def check_config(cfg: FusionConfig, label: str = "hyper-parameter") -> FusionConfig:
+    """Every value of `cfg` against `LIMITS`, then the limits between values; returns `cfg`."""
+    for f in dataclasses.fields(cfg):
+        if f.name != "format_version":
+            check_value(f.name, getattr(cfg, f.name), f"{label} {f.name}")
+    if cfg.dim % cfg.heads:
+        raise EntityLabelError(f"{label}s dim and heads: dim ({cfg.dim}) must be a multiple of heads ({cfg.heads})")
+    pixels = cfg.batch_size * cfg.patch_size**2
+    if pixels > MAX_BATCH_PIXELS:
+        raise EntityLabelError(
+            f"{label}s batch_size x patch_size²: {cfg.batch_size} x {cfg.patch_size}² = {pixels:,} pixels a step "
+            f"is over {MAX_BATCH_PIXELS:,} (about 4 GB of activations)",
+            hint="lower batch_size or patch_size",
+        )
+    try:
+        cfg.entity_template.format(name="dog")
+    except (KeyError, IndexError, ValueError) as e:
+        raise EntityLabelError(
+            f"{label} entity_template: {cfg.entity_template!r} is not a template with {{name}} ({e!r})"
+        ) from None
+    return cfg

@@ -84,11 +84,14 @@ def open_dataset(source: Any, config: str | None = None) -> Any:
 
 
 def pick_split(ds: Any, split: str = "train") -> Any:
-    """The `split` of a DatasetDict (all splits joined when there is none of that name)."""
+    """The `split` of a DatasetDict; the default "train" joins all splits when there is none of that name, any
+    other name must exist (a typo must not train on every split, test included)."""
     if hasattr(ds, "features"):  # already one split
         return ds
     if split in ds:
         return ds[split]
+    if split != "train":
+        raise EntityLabelError(f"no split named {split!r} in this dataset (it has {', '.join(sorted(ds))})")
     import datasets
 
     return datasets.concatenate_datasets([ds[k] for k in sorted(ds)])

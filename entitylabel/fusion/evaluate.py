@@ -6,6 +6,9 @@
 in the same run. The result is one long table: one row per (method, pair) with a `status` ("ok",
 "missing", "error") and an `error` message, then one "mean" row per method. Means are taken over the
 pairs every method scored, so the methods are compared on the same images. Bad pairs never stop the run.
+A metric can be undefined on a scored pair (NaN: Qabf, VIF or SSIM against a constant source, TC without a usable
+box); each metric's mean leaves such pairs out and says how many it averages (`n_<metric>`), and `undefined_note`
+names them.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ BASELINES: dict[str, tuple[str, Callable[[Array, Array], Array]]] = {
 """`--baseline` key -> (method name in tables, fusion function)."""
 
 ID_COLUMNS = ("method", "kind", "pair_id", "status", "n", "fused_path", "error")
+COUNT_PREFIX = "n_"  # n_<metric>: pairs a mean of that metric averages (1/0 on an image row: defined or not)
 OUT_SUFFIXES = (".csv", ".json")
 BETTER = {**HIGHER_IS_BETTER, **dict.fromkeys(REGION_METRICS, True)}
 
@@ -187,14 +191,17 @@ def _score_pair(
 
 
 def _mean_rows(images: pd.DataFrame, methods: Sequence[str]) -> list[dict]:
-    """One mean row per method over the pairs that every method scored."""
+    """One mean row per method over the pairs that every method scored (`n` of them); each metric's mean over
+    those of them where it is defined for every method (`n_<metric>`), so methods are compared on the same pairs
+    and an undefined value (NaN: a constant source) never counts as scored."""
     ok = images[images["status"] == "ok"]
     common = set(images["pair_id"])
     for m in methods:
         common &= set(ok.loc[ok["method"] == m, "pair_id"])
+    scored = ok[ok["pair_id"].isin(common)]
     rows = []
     for m in methods:
-        sel = ok[(ok["method"] == m) & ok["pair_id"].isin(common)]
+        sel = scored[scored["method"] == m]
         row: dict[str, Any] = {
             "method": m,
             "kind": "mean",
@@ -204,9 +211,39 @@ def _mean_rows(images: pd.DataFrame, methods: Sequence[str]) -> list[dict]:
             "fused_path": "",
             "error": "",
         }
-        row.update({k: float(sel[k].mean()) if len(sel) else math.nan for k in metric_columns(images)})
+        for k in metric_columns(images):
+            undefined = set(scored.loc[scored[k].isna(), "pair_id"])  # by any method
+            vals = sel.loc[~sel["pair_id"].isin(undefined), k]
+            row[k] = float(vals.mean()) if len(vals) else math.nan
+            row[COUNT_PREFIX + k] = len(vals)
         rows.append(row)
     return rows
+
+
+def undefined_metrics(table: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """pair_id -> metric -> the methods whose scored row left it undefined (NaN), in table order."""
+    out: dict[str, dict[str, list[str]]] = {}
+    images = table[(table["kind"] == "image") & (table["status"] == "ok")]
+    for k in metric_columns(table):
+        for r in images[images[k].isna()].itertuples():
+            out.setdefault(str(r.pair_id), {}).setdefault(k, []).append(str(r.method))
+    return {pid: out[pid] for pid in sorted(out)}
+
+
+def undefined_note(table: pd.DataFrame, *, max_pairs: int = 10) -> list[str]:
+    """Lines naming the pairs and metrics left undefined (and so out of their means); [] when there are none."""
+    found = undefined_metrics(table)
+    if not found:
+        return []
+    methods = list(dict.fromkeys(table["method"]))
+    lines = [f"{len(found)} pair(s) with undefined metrics (a constant source; for TC, no usable box), left out "
+             "of those metrics' means (n_<metric>):"]  # fmt: skip
+    for pid, by_metric in list(found.items())[:max_pairs]:
+        parts = [k if len(who) == len(methods) else f"{k} ({', '.join(who)})" for k, who in by_metric.items()]
+        lines.append(f"  {pid}: {', '.join(parts)}")
+    if len(found) > max_pairs:
+        lines.append(f"  ... and {len(found) - max_pairs} more (see the output file)")
+    return lines
 
 
 def _check_baselines(baselines: Iterable[str]) -> list[str]:
@@ -268,14 +305,19 @@ def _score_pairs(
 
 
 def _long_table(per_pair: list[list[dict]], methods: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Image rows sorted by method order then pair id, then one mean row per method."""
+    """Image rows sorted by method order then pair id, then one mean row per method; after the metric columns,
+    one `n_<metric>` count per metric (image rows: 1 when the metric is defined for that pair)."""
     order = {m: i for i, m in enumerate(methods)}
     images = pd.DataFrame([r for rows in per_pair for r in rows], columns=[*ID_COLUMNS, *metrics])
     images = images.sort_values(["method", "pair_id"], key=lambda s: s.map(order) if s.name == "method" else s)
-    table = pd.concat(
-        [images, pd.DataFrame(_mean_rows(images, methods), columns=[*ID_COLUMNS, *metrics])], ignore_index=True
-    )
-    table["n"] = table["n"].astype("int64")
+    names = list(metrics)
+    for k in names:
+        images[COUNT_PREFIX + k] = ((images["status"] == "ok") & images[k].notna()).astype("int64")
+    columns = [*ID_COLUMNS, *names, *(COUNT_PREFIX + k for k in names)]
+    table = pd.concat([images, pd.DataFrame(_mean_rows(images[[*ID_COLUMNS, *names]], methods), columns=columns)],
+                      ignore_index=True)  # fmt: skip
+    for c in ("n", *(COUNT_PREFIX + k for k in names)):
+        table[c] = table[c].astype("int64")
     return table
 
 
@@ -301,6 +343,8 @@ def evaluate(
     pair id, then one "mean" row per method. `method` names the fused images in tables (default: the
     folder name). `out_file` (*.csv or *.json) gets the same table, written deterministically.
     """
+    if workers < 1:
+        raise EntityLabelError(f"--workers: must be at least 1, got {workers}")
     out_path = _check_out(out_file)
     if out_path is not None:  # fail before scoring, not after minutes of work
         ensure_writable_dir(out_path.parent)
@@ -319,9 +363,10 @@ def evaluate(
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """The mean rows as a methods x metrics frame (index = method, plus the column `n`)."""
+    """The mean rows as a methods x metrics frame (index = method, plus the column `n` and the `n_<metric>`)."""
     means = table[table["kind"] == "mean"].set_index("method")
-    return means[["n", *metric_columns(table)]]
+    names = metric_columns(table)
+    return means[["n", *names, *(COUNT_PREFIX + k for k in names)]]
 
 
 def _round(v: Any) -> Any:
@@ -337,16 +382,18 @@ def write_table(table: pd.DataFrame, path: str | Path, *, mi_log_base: float | s
     """Write the evaluation table as CSV (one row per table row) or JSON (summary + images), atomically."""
     p = _check_out(path)
     assert p is not None
-    cols = [*ID_COLUMNS, *metric_columns(table)]
+    names = metric_columns(table)
+    cols = [*ID_COLUMNS, *names, *(COUNT_PREFIX + k for k in names if COUNT_PREFIX + k in table.columns)]
     if p.suffix.lower() == ".csv":
         text = table[cols].to_csv(index=False, float_format="%.6g", lineterminator="\n")
     else:
         recs = [{c: _round(r[c]) for c in cols} for r in table[cols].to_dict("records")]
         doc = {
-            "metrics": metric_columns(table),
-            "higher_is_better": {m: BETTER[m] for m in metric_columns(table)},
+            "metrics": names,
+            "higher_is_better": {k: BETTER[k] for k in names},
             "settings": {"mi_log_base": str(mi_log_base), "gray": "ITU-R 601 luma (PIL 'L')"},
             "summary": [r for r in recs if r["kind"] == "mean"],
+            "undefined": undefined_metrics(table),
             "images": [r for r in recs if r["kind"] == "image"],
         }
         text = dumps_json(doc)
@@ -361,35 +408,40 @@ def print_table(table: pd.DataFrame, console: Any, *, max_problems: int = 10) ->
     """Rich table: rows = methods, columns = metric means (best per column in bold), then problems."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     summary = summarize(table)
-    metrics = metric_columns(table)
+    names = metric_columns(table)
+    higher = {m: BETTER[m] for m in names}
     t = Table(title="Fusion metrics (mean over pairs scored by every method)", box=box.SIMPLE_HEAD)
     t.add_column("method")
     t.add_column("n", justify="right")
-    for m in metrics:
-        t.add_column(f"{m} {'↑' if BETTER[m] else '↓'}", justify="right")
+    for m in names:
+        t.add_column(f"{m} {'↑' if higher[m] else '↓'}", justify="right")
     best = {}
-    for m in metrics:
+    for m in names:
         col = summary[m].dropna()
         if len(col):
-            best[m] = col.max() if BETTER[m] else col.min()
+            best[m] = col.max() if higher[m] else col.min()
     for name, row in summary.iterrows():
         cells = []
-        for m in metrics:
-            v = row[m]
+        for m in names:
+            v, k = row[m], int(row[COUNT_PREFIX + m])
             text = "—" if pd.isna(v) else f"{v:.{5 if m == 'Nabf' else 4}f}"
-            cells.append(f"[bold]{text}[/]" if m in best and v == best[m] else text)
-        t.add_row(str(name), str(int(row["n"])), *cells)
+            text += f" (n={k})" if k != int(row["n"]) else ""  # a mean of fewer pairs says so
+            cells.append(Text(text, style="bold" if m in best and v == best[m] else ""))
+        t.add_row(Text(str(name)), str(int(row["n"])), *cells)  # Text: a method name is no markup or emoji code
     if console.is_terminal:
         console.print(t)
     else:  # pipes and logs get the full table instead of an 80-column squeeze
         from rich.console import Console
 
         Console(file=console.file, width=max(console.width, 140), no_color=True).print(t)
+    for line in undefined_note(table, max_pairs=max_problems):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     bad = table[(table["kind"] == "image") & (table["status"] != "ok")]
     if len(bad):
-        console.print(f"[yellow]{len(bad)} image row(s) not scored[/]:")
+        console.print(f"[yellow]{len(bad)} image row(s) not scored[/]:", markup=True)
         for r in bad.head(max_problems).itertuples():
             console.print(f"  {r.method} {r.pair_id}: {r.error}", markup=False, highlight=False)
         if len(bad) > max_problems:

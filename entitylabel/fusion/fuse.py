@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from ..devices import check_device
 from ..errors import EntityLabelError
 from ..images import IMAGE_EXTENSIONS
 from ..io import atomic_path, atomic_write_json, ensure_writable_dir, safe_child
@@ -270,6 +271,7 @@ def fuse(
     given labels use the classifier's own predictions. A single pair that cannot be fused raises; in a
     batch, each bad pair is reported in `FuseResult.failed` and `fuse.json` and the others are written.
     """
+    check_device(device)  # before the checkpoint: a missing GPU must not read as unreadable weights
     ckpt = resolve_checkpoint(run_or_checkpoint)
     model, cfg = load_model(ckpt, device)
     space = list(cfg.labels) if model.n_labels else []

@@ -14,14 +14,17 @@ Conventions (the numbers depend on them, so they are part of the API):
 - SCD: corr(A, F-B) + corr(B, F-A) (Aslantas & Bendes); a correlation with a constant term counts as 0.
 - VIF: pixel-domain multi-scale VIF of Sheikh & Bovik as in MATLAB ``vifp_mscale``: 4 scales, Gaussian
   windows 17/9/5/3 with sigma = N/5, "valid" filtering, 2x decimation between scales, sigma_nsq = 2,
-  ratio of the sums over all scales; VIF(A,F) + VIF(B,F). A reference with no detail at all scores 1.
+  ratio of the sums over all scales; VIF(A,F) + VIF(B,F). A reference with no detail at all is 0/0: NaN.
 - Qabf: Xydeas & Petrovic as in the common MATLAB/Python code: 3x3 Sobel with zero padding ("same"),
   orientation atan(gy/gx) (pi/2 where gx = 0), strength sigmoid (0.9994, -15, 0.5), orientation sigmoid
   (0.9879, -22, 0.8), weights = source gradient strength (L = 1). Equal strengths count as ratio 1
   (the MATLAB code stores gF there, which differs only where 0 < gA = gF < ~1, i.e. practically never).
 - SSIM: SSIM(F,A) + SSIM(F,B), Wang et al. with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01,
   K2 = 0.03, data range 255, mean over the "valid" region (= skimage with gaussian_weights=True,
-  use_sample_covariance=False, data_range=255); no downsampling.
+  use_sample_covariance=False, data_range=255); no downsampling. Against a constant source it is NaN: the
+  structure term only rewards a flat F there (a constant pair fused flat would score the maximum, 2).
+- Undefined values are NaN, never a number standing in for one: Qabf when neither source has an edge, VIF and
+  SSIM against a constant source. `evaluate` leaves them out of its means and counts what each mean averages.
 - Nabf: Shreyamsha Kumar's modified artifact measure (``objective_fusion_perform_fn``): Sobel / 8 with
   mirror extension, Td = 2, wt_min = 0.001, Lg = 1.5, (0.9999, 19, 0.5) / (0.9995, 22, 0.5); counts
   pixels where F's gradient exceeds both sources'. Lower is better (0 = no artifacts).
@@ -224,7 +227,7 @@ def vif_pair(ref: ArrayLike, dist: ArrayLike, *, sigma_nsq: float = 2.0) -> floa
 
         num += float(np.sum(np.log10(1.0 + g * g * s1 / (sv + sigma_nsq))))
         den += float(np.sum(np.log10(1.0 + s1 / sigma_nsq)))
-    return num / den if den > 0 else 1.0
+    return num / den if den > 0 else float("nan")  # a reference with no detail: 0/0, as in vifp_mscale
 
 
 def vif(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
@@ -308,9 +311,10 @@ def ssim_pair(x: ArrayLike, y: ArrayLike, *, data_range: float = 255.0) -> float
 
 
 def ssim(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
-    """SSIM(F,A) + SSIM(F,B)."""
+    """SSIM(F,A) + SSIM(F,B); NaN when a source is constant (see the module docstring)."""
     a, b, f = _three(ir, vis, fused)
-    return ssim_pair(f, a) + ssim_pair(f, b)
+    total = ssim_pair(f, a) + ssim_pair(f, b)  # first: its size checks hold for constant images too
+    return float("nan") if np.ptp(a) == 0 or np.ptp(b) == 0 else total
 
 
 # --- Nabf -------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import EntityLabelError
 from ..io import atomic_path, ensure_writable_dir
+from ..settings import TrainSettings, check_values
 from . import losses
 from .checkpoint import BEST_DIR, CHECKPOINT_DIR, TrainerState, load_training_state, read_config, save_checkpoint
 from .config import FusionConfig
@@ -488,6 +489,14 @@ def train(
     scored at `val_points` evenly spaced points of the budget (time spent validating is not training time).
     `log` gets validation lines, and a status line every `status_steps` steps when `progress` shows no bar.
     """
+    check_values(
+        TrainSettings,
+        max_minutes=max_minutes,
+        steps=steps,
+        val_points=val_points,
+        val_pairs=val_pairs,
+        status_steps=status_steps,
+    )  # fmt: skip - the CLI's limits (settings.py) for direct callers too
     steps = _check_budget(steps, max_minutes, val_points)
     run_dir = ensure_writable_dir(out_dir)
     val_sets = _load_val_sets(val, dataset, dataset_config, val_pairs)

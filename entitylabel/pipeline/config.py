@@ -9,8 +9,10 @@ got 'eight'`). Relative paths in the file are relative to the file's folder; pat
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -147,6 +149,72 @@ def _check_consistency(cfg: PipelineConfig, where: _Where) -> None:
         raise where.error(("caption", "model"), "not set but caption.use is 'auto'")
 
 
+@contextlib.contextmanager
+def _at(where: _Where, key: tuple[str, ...], hint: str | None = None) -> Iterator[None]:
+    """A stage's own check, its error reported at `key` of the YAML."""
+    try:
+        yield
+    except EntityLabelError as e:
+        raise where.error(key, str(e), hint=hint) from None
+
+
+def _check_stage_values(cfg: PipelineConfig, where: _Where) -> None:
+    """What a stage would refuse once it runs, refused at load with the stage's own check (after discover and
+    hours of captioning is too late), each error at its key."""
+    from ..caption.external import check_external_name
+    from ..caption.prompts import prompts_for, resolve_prompts
+    from ..devices import check_device
+    from ..discover import LAYOUTS
+    from ..export.layout import check_config_name
+    from ..extract.vocab import load_vocab
+    from ..extract.wordnet_forms import check_synsets_unless_cached
+    from ..io import safe_child
+    from ..resources import check_spacy_model
+
+    with _at(where, ("name",)):  # it names the run folder outputs/<name>
+        safe_child(Path("outputs"), cfg.name)
+    named = ("export", "config") if cfg.export.config else ("name",)
+    with _at(where, named, None if cfg.export.config else "or set export.config"):
+        check_config_name(cfg.export_config)
+    if cfg.data.layout is not None and cfg.data.layout not in LAYOUTS:
+        raise where.error(("data", "layout"), f"unknown layout {cfg.data.layout!r}; choose one of {', '.join(LAYOUTS)}")
+    c = cfg.caption
+    if not c.modalities:
+        raise where.error(("caption", "modalities"), "names no modality", hint="use vis, ir or both")
+    if c.use in ("vlm", "auto"):
+        with _at(where, ("caption", "prompts")):
+            prompt_ids = {p.id for _, p in prompts_for(resolve_prompts(c.prompts), c.modalities)}
+        if c.device != "auto":
+            with _at(where, ("caption", "device")):
+                check_device(c.device, option="device")
+        if c.use == "vlm" and cfg.export.caption_prompt not in (None, *prompt_ids):
+            raise where.error(("export", "caption_prompt"), f"{cfg.export.caption_prompt!r} is not one of the "
+                              f"prompts captioned ({', '.join(sorted(prompt_ids))})")  # fmt: skip
+    if c.external_name is not None:
+        with _at(where, ("caption", "external_name")):
+            check_external_name(c.external_name)
+    with _at(where, ("extract", "vocab")):
+        check_synsets_unless_cached(load_vocab(cfg.extract.vocab))
+    if cfg.extract.spacy_model:
+        with _at(where, ("extract", "spacy_model")):
+            check_spacy_model(cfg.extract.spacy_model)
+    _check_outside_data(cfg, where)
+
+
+def _check_outside_data(cfg: PipelineConfig, where: _Where) -> None:
+    """The run folder (and the export folder) must not be the dataset or inside it: discover fingerprints the
+    dataset's file listing, so outputs written there would make every run stale again, forever."""
+    if cfg.data.root is None:
+        return
+    root = cfg.data.root.resolve()
+    for key, folder in ((("out",), cfg.run_dir), (("export", "out"), cfg.export_dir)):
+        p = folder.resolve()
+        if p == root or root in p.parents:
+            raise where.error(key, f"{folder} is inside the dataset folder {cfg.data.root}",
+                              hint="write outputs outside data.root (every run would see its own outputs as new "
+                                   "data and start over)")  # fmt: skip
+
+
 def load_config(
     path: str | Path,
     *,
@@ -200,6 +268,7 @@ def load_config(
     if data is not None and cfg.data.root is not None and not cfg.data.root.is_dir():
         raise EntityLabelError("--data folder not found", path=cfg.data.root)
     _check_consistency(cfg, w)
+    _check_stage_values(cfg, w)
     return cfg
 
 

@@ -99,12 +99,14 @@ class PipelineResult:
         return [s.stage for s in self.stages if s.status == "ran"]
 
     def print_summary(self, console: Any) -> None:
+        from rich.markup import escape
+
         for s in self.stages:
             extra = f" ({s.reason})" if s.reason else ""
             took = f" in {s.seconds:.1f}s" if s.status == "ran" else ""
             console.print(f"  {s.stage:<9} {s.status}{took}{extra}", highlight=False)
         for note in self.notes:
-            console.print(f"[bold yellow]note:[/] {note}", highlight=False)
+            console.print(f"[bold yellow]note:[/] {escape(note)}", markup=True, highlight=False)
         if self.export is not None:
             console.print(f"dataset: {self.export}", highlight=False)
         if self.report is not None:
@@ -635,17 +637,17 @@ def _stage_errors(ctx: _Ctx, name: str, result: PipelineResult) -> Iterator[None
             _log_event(run_dir, {"event": "failed", "stage": name, "error": repr(e)})
             where = Path(e.filename) if e.filename else run_dir
             raise StageFailed(name, str(write_error(e, where)), hint=_kept_hint(result, run_dir)) from None
-        raise StageFailed(name, *_save_traceback(run_dir, name, e, result)) from None
+        raise _unexpected(run_dir, name, e, result) from None
     except Exception as e:  # a bug or an unexpected library error: keep the traceback in the run folder
-        raise StageFailed(name, *_save_traceback(run_dir, name, e, result)) from None
+        raise _unexpected(run_dir, name, e, result) from None
 
 
 def _is_write_error(e: OSError) -> bool:
     return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG) or "No space left" in str(e)
 
 
-def _save_traceback(run_dir: Path, name: str, e: Exception, result: PipelineResult) -> tuple[str, str]:
-    """(message, hint) for an unexpected error; the traceback goes to stages/<stage>.error.txt if it can."""
+def _unexpected(run_dir: Path, name: str, e: Exception, result: PipelineResult) -> StageFailed:
+    """The one-line failure of an unexpected error; the traceback goes to stages/<stage>.error.txt if it can."""
     tb = run_dir / MANIFEST_DIR / f"{name}.error.txt"
     _log_event(run_dir, {"event": "failed", "stage": name, "error": repr(e)})
     try:
@@ -653,7 +655,7 @@ def _save_traceback(run_dir: Path, name: str, e: Exception, result: PipelineResu
         saved = f"traceback in {tb}; "
     except (OSError, EntityLabelError):
         saved = "the traceback could not be saved either; "
-    return f"{type(e).__name__}: {e}", saved + _kept_hint(result, run_dir)
+    return StageFailed(name, f"{type(e).__name__}: {e}", hint=saved + _kept_hint(result, run_dir))
 
 
 def _kept_hint(result: PipelineResult, run_dir: Path) -> str:

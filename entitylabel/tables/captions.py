@@ -77,7 +77,7 @@ def iter_caption_rows(
     """Every row of every file of `path` with the rules above: (row, its raw record's `columns`)."""
     seen: dict[tuple[str, str | None, str], str] = {}  # (pair, modality, source) -> where its first row is
     for f in caption_files(path, skip_unfinished=skip_unfinished):
-        records = _parquet_records(f, columns) if f.suffix.lower() == ".parquet" else _json_records(f)
+        records = _parquet_records(f, columns) if f.suffix.lower() == ".parquet" else json_records(f)
         cap: str | None = None
         for rec, where in records:
             if cap is None:  # from the first record (JSON objects may leave optional keys out)
@@ -137,7 +137,7 @@ def _parquet_records(path: Path, columns: tuple[str, ...] | None) -> Iterator[tu
             i += 1
 
 
-def _json_records(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
+def json_records(path: Path) -> Iterator[tuple[dict[str, Any], str]]:
     for value, line in iter_json_values(path):
         for rec in value if isinstance(value, list) else [value]:
             if not isinstance(rec, dict):

@@ -1,5 +1,6 @@
 """Top-level JSON values of a file (JSON Lines, concatenated or pretty-printed objects, or one array),
-decoded incrementally so memory does not grow with the file; errors name the file and the line."""
+decoded incrementally so memory does not grow with the file; errors name the file and the line. A UTF-8
+byte-order mark at the start is skipped, as the CSV reader does."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _values(path: Path) -> Iterator[tuple[Any, int]]:
     buf = ""
     line = 1  # line number of buf[0]
     eof = False
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a leading byte-order mark (Windows editors) is not JSON
         while True:
             pos = 0
             n = len(buf)
