@@ -284,7 +284,7 @@ class Scan:
     unlisted: list[tuple[Path, str]] = field(default_factory=list)  # folders that could not be listed, and why
 
 
-def _scan(folder: Path) -> Scan:
+def scan_folder(folder: Path) -> Scan:
     """Sort every file under `folder`. os.walk, not rglob: rglob skips a folder it may not list without a word,
     and every file discover cannot check must be a problem row. Links to folders are not followed."""
     scan = Scan()
@@ -462,7 +462,7 @@ def _scan_pair_dirs(root: Path, chosen: Layout, problems: _Problems) -> tuple[li
     scans: list[_Scanned] = []
     ignored: list[str] = []
     for pair_dir in chosen.pair_dirs:
-        ir_scan, vis_scan = _scan(pair_dir.ir_dir), _scan(pair_dir.vis_dir)
+        ir_scan, vis_scan = scan_folder(pair_dir.ir_dir), scan_folder(pair_dir.vis_dir)
         ignored += [printable_path(p.relative_to(root).as_posix()) for p in ir_scan.ignored + vis_scan.ignored]
         _report_unusable(ir_scan, vis_scan, problems)
         scans.append((pair_dir, ir_scan.by_stem, vis_scan.by_stem))

@@ -267,16 +267,23 @@ def _qabf_edge(g_src: Array, a_src: Array, g_f: Array, a_f: Array) -> Array:
     return (tg / (1.0 + np.exp(kg * (gaf - dg)))) * (ta / (1.0 + np.exp(ka * (aaf - da))))
 
 
-def qabf(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
-    """Xydeas-Petrovic edge preservation Q^{AB/F}, weighted by source gradient strength."""
+def qabf_maps(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> tuple[Array, Array]:
+    """Per-pixel numerator QAF*gA + QBF*gB and weight gA + gB of Qabf (gradients over the whole image), so
+    that Qabf over a region is sum(num[mask]) / sum(den[mask])."""
     a, b, f = _three(ir, vis, fused)
     ga, aa = _sobel_zero(a)
     gb, ab = _sobel_zero(b)
     gf, af = _sobel_zero(f)
     qaf = _qabf_edge(ga, aa, gf, af)
     qbf = _qabf_edge(gb, ab, gf, af)
-    den = float(np.sum(ga + gb))
-    return float(np.sum(qaf * ga + qbf * gb)) / den if den > 0 else float("nan")
+    return qaf * ga + qbf * gb, ga + gb
+
+
+def qabf(ir: ArrayLike, vis: ArrayLike, fused: ArrayLike) -> float:
+    """Xydeas-Petrovic edge preservation Q^{AB/F}, weighted by source gradient strength."""
+    num, weight = qabf_maps(ir, vis, fused)
+    den = float(np.sum(weight))
+    return float(np.sum(num)) / den if den > 0 else float("nan")
 
 
 # --- SSIM -------------------------------------------------------------------------------------------
