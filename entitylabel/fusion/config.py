@@ -59,7 +59,7 @@ class FusionConfig:
 
     # losses (all on 0..1 images; see losses.py)
     w_intensity: float = 5.0  # L1(F, max(IR, VIS)): the brighter source's intensity (SeAFusion)
-    w_gradient: float = 10.0  # L1(|Sobel F|, grad_gain * max(|Sobel IR|, |Sobel VIS|)): the sharper source's edges
+    w_gradient: float = 5.0  # L1(|Sobel F|, grad_gain * max(|Sobel IR|, |Sobel VIS|)): the sharper source's edges
     grad_gain: float = 1.0  # > 1 asks for edges a little stronger than the sharper source's
     w_overshoot: float = 10.0  # relu(|Sobel F| - max source gradient): edges neither source has (Nabf)
     w_ssim: float = 1.0  # 1 - SSIM(F, IR) s - SSIM(F, VIS) (1 - s), s = IR saliency (region-aware)

@@ -28,14 +28,12 @@ import torch
 from ..errors import EntityLabelError
 from . import metrics
 from .data import check_same_size, ir_gray, vis_ycbcr
-
 from .rank import LOWER_BETTER, TEN, better
 
 BASELINES = ("pixel-max", "pixel-mean", "fixed-rule")
 FLOOR: tuple[str, ...] = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf")
 LIGHTS = ("low-light", "day")
 MIN_SIDE = 64  # multi-scale VIF needs about this many pixels a side
-
 
 
 def ten_metrics(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray) -> dict[str, float]:

@@ -60,6 +60,54 @@ def make_pack(out: Path, data: Path, work: Path) -> None:
     print(f"pack {out}: " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
 
 
+VAL_BLOCK_EVERY = 4  # MSRS scene split: frame-number blocks of 100, every 4th block (by number) is validation
+
+
+def msrs_block(stem: str) -> int:
+    """The scene block of an MSRS stem (`00111D` -> 1): neighbouring frames look alike, so they split together."""
+    return int(stem[:5]) // 100
+
+
+def make_msrs_pack(out: Path, data: Path, work: Path) -> None:
+    """MSRS-labelled as gray PNGs split by scene block, with entity labels and boxes from its YOLO labels
+    (`annotations.load_annotations`) and the label-name embedding table (`entity_table.npy`)."""
+    import numpy as np
+    from PIL import Image
+
+    from entitylabel.annotations import load_annotations
+    from entitylabel.discover import run_discover
+    from entitylabel.fusion.data import ir_gray, vis_ycbcr
+    from entitylabel.fusion.text_embed import embed_labels
+    from entitylabel.pairs import load_pairs
+
+    root = data / "MSRS-labelled"
+    run_discover(root, work / "msrs-discover", dataset="msrs")
+    manifest = load_pairs(work / "msrs-discover")
+    ann = load_annotations(root, manifest)
+    labels = ann.labels()
+    names = sorted({e for v in labels.values() for e in v})
+    out.mkdir(parents=True, exist_ok=True)
+    sets: dict = {"train": [], "val": [], "names": names, "labels": {}, "boxes_ir": {}, "boxes_all": {}}
+    blocks = sorted({msrs_block(Path(str(r.ir_path)).stem) for r in manifest.df.itertuples()})
+    val_blocks = set(blocks[VAL_BLOCK_EVERY - 1 :: VAL_BLOCK_EVERY])
+    for r in manifest.df.itertuples():
+        pid, stem = str(r.pair_id), Path(str(r.ir_path)).stem
+        with Image.open(manifest.ir_abspath(r)) as a, Image.open(manifest.vis_abspath(r)) as b:
+            Image.fromarray(ir_gray(a)).save(out / f"{pid}_ir.png")
+            Image.fromarray(vis_ycbcr(b)[0]).save(out / f"{pid}_vis.png")
+        sets["val" if msrs_block(stem) in val_blocks else "train"].append(pid)
+        sets["labels"][pid] = sorted(labels.get(pid, set()))
+        sets["boxes_ir"][pid] = ann.boxes_of(pid, "ir").round(2).tolist()
+        sets["boxes_all"][pid] = ann.boxes_of(pid).round(2).tolist()
+    sets["val_blocks"] = sorted(val_blocks)
+    np.save(out / "entity_table.npy", embed_labels(names, "{name}").numpy().astype(np.float32))
+    (out / "sets.json").write_text(json.dumps(sets, indent=1))
+    print(
+        f"msrs pack {out}: train {len(sets['train'])}, val {len(sets['val'])} (blocks {sorted(val_blocks)}), "
+        f"labels {names}, {len(ann.boxes)} boxes, {len(ann.problems)} problems"
+    )
+
+
 def _load(pack: Path, ids: list[str]) -> list[tuple[str, object, object]]:
     import numpy as np
     from PIL import Image
@@ -74,12 +122,18 @@ def _load(pack: Path, ids: list[str]) -> list[tuple[str, object, object]]:
 class _ArrayStore:
     """What `PatchSampler` needs of a `PairStore`, over in-memory pairs (no `datasets`)."""
 
-    def __init__(self, pairs: list, n_labels: int = 0) -> None:
+    def __init__(self, pairs: list, names: list[str] = (), labels: dict | None = None) -> None:
         import numpy as np
 
         from entitylabel.fusion.data import PairData
 
-        self.items = [PairData(ir, vis, np.zeros(n_labels, dtype=np.float32)) for _, ir, vis in pairs]
+        def target(pid: str):
+            t = np.zeros(len(names), dtype=np.float32)
+            for e in (labels or {}).get(pid, []) if names else []:  # no label space: fusion only
+                t[names.index(e)] = 1.0
+            return t
+
+        self.items = [PairData(ir, vis, target(pid)) for pid, ir, vis in pairs]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -88,8 +142,8 @@ class _ArrayStore:
         return self.items[i]
 
 
-def train_row(cfg, pairs: list, steps: int, device: str):
-    """The model after `steps` steps of the trainer's recipe on `pairs` (fusion only)."""
+def train_row(cfg, pairs: list, steps: int, device: str, table=None, labels: dict | None = None):
+    """The model after `steps` steps of the trainer's recipe on `pairs` (with `table`: the entity path on)."""
     import numpy as np
     import torch
 
@@ -99,16 +153,17 @@ def train_row(cfg, pairs: list, steps: int, device: str):
     from entitylabel.fusion.train import lr_at
 
     torch.manual_seed(cfg.seed)
-    model = EntityFusionNet(cfg).to(device).train()
+    model = EntityFusionNet(cfg, entity_table=table).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = PatchSampler(_ArrayStore(pairs), cfg)
+    sampler = PatchSampler(_ArrayStore(pairs, cfg.labels if model.n_labels else [], labels), cfg)
     rng = np.random.default_rng([cfg.seed, 0, 0])
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, step, step / steps)
-        ir, vis, _ = (t.to(device) for t in sampler.batch(rng, cfg.batch_size))
-        out = model(ir, vis)
-        loss, _ = losses.fusion_loss(out.fused, ir, vis, cfg)
+        ir, vis, target = (t.to(device) for t in sampler.batch(rng, cfg.batch_size))
+        y = target if model.n_labels else None
+        out = model(ir, vis, y)
+        loss, _ = losses.fusion_loss(out.fused, ir, vis, cfg, out.logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -135,6 +190,117 @@ def report_rank(model, pairs: list, peers_csv: Path, name: str = "model") -> dic
         "table": table[["mean_rank"]].round(3).to_dict()["mean_rank"]}  # fmt: skip
 
 
+def region_rows(model, pairs: list, sets: dict) -> list[dict]:
+    """Per validation pair: the ten metrics, TC (IR boxes), Qabf_bg (all boxes), and the classifier's
+    probabilities (fused as `fuse` does: with the classifier's own predicted entities)."""
+    import torch
+
+    from entitylabel.fusion.fuse import fuse_arrays
+    from entitylabel.fusion.region_metrics import qabf_background, target_contrast
+    from entitylabel.fusion.validate import ten_metrics
+
+    rows = []
+    for pid, ir, vis in pairs:
+        fused, used = fuse_arrays(model, ir, vis)
+        row = {"pair_id": pid, **ten_metrics(ir, vis, fused), "used": used}
+        row["TC"] = target_contrast(fused, ir, vis, sets["boxes_ir"][pid])
+        row["Qabf_bg"] = qabf_background(fused, ir, vis, sets["boxes_all"][pid])
+        if model.n_labels:
+            with torch.inference_mode():
+                t = [torch.from_numpy(x.astype("float32") / 255.0)[None, None] for x in (ir, vis)]
+                row["probs"] = torch.sigmoid(model(*t).logits)[0].tolist()
+        rows.append(row)
+    return rows
+
+
+def average_precision(scores, truth) -> float:
+    """AP of one class: mean precision at each positive, ranked by score (NaN without positives)."""
+    import numpy as np
+
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    hits = np.asarray(truth, dtype=bool)[order]
+    if not hits.any():
+        return float("nan")
+    prec = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(prec[hits].mean())
+
+
+def paired_bootstrap(diff, n: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, 2.5%, 97.5%) of the mean of per-pair differences, resampling the pairs."""
+    import numpy as np
+
+    d = np.asarray(diff, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(n, len(d)))
+    means = d[idx].mean(axis=1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def analyse(pack: Path, summaries: list[Path], base_row: str, test_row: str) -> None:
+    """Lambda ablation on the MSRS validation part: seed-mean per pair, paired bootstrap CIs (test - base) on
+    the ten metrics, TC and Qabf_bg; the classifier's per-class AP; the means beside pixel-max, pixel-mean, the
+    fixed rule and the untrained start (`--steps 0`), and how many of the 12 means each row beats them on."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from entitylabel.fusion.config import FusionConfig
+    from entitylabel.fusion.model import EntityFusionNet
+    from entitylabel.fusion.rank import REGION, TEN, better
+    from entitylabel.fusion.region_metrics import qabf_background, target_contrast
+    from entitylabel.fusion.validate import fixed_rule_u8, ten_metrics
+
+    sets = json.loads((pack / "sets.json").read_text())
+    runs = [r for f in summaries for r in json.loads(f.read_text())]
+    twelve = [*TEN, *REGION]
+    per_row: dict[str, pd.DataFrame] = {}
+    for row in (base_row, test_row):
+        frames = [pd.DataFrame(r["rows"]).set_index("pair_id")[twelve] for r in runs if r["row"] == row]
+        per_row[row] = sum(frames) / len(frames)
+        gates = [r["gates"] for r in runs if r["row"] == row]
+        print(f"{row}: {len(frames)} seeds, {runs[0]['steps']} steps; entity gates tanh(attn), tanh(mlp): {gates}")
+    pairs = _load(pack, sets["val"])
+    refs: dict[str, list[dict]] = {"pixel-max": [], "pixel-mean": [], "fixed-rule": [], "steps-0": []}
+    torch.manual_seed(0)
+    start = EntityFusionNet(FusionConfig()).eval()
+    from entitylabel.fusion.fuse import fuse_arrays
+
+    for pid, ir, vis in pairs:
+        a, b = ir.astype(np.float64), vis.astype(np.float64)
+        outs = {"pixel-max": np.maximum(a, b), "pixel-mean": np.floor((a + b) / 2.0 + 0.5),
+                "fixed-rule": fixed_rule_u8(ir, vis), "steps-0": fuse_arrays(start, ir, vis)[0]}  # fmt: skip
+        for name, f in outs.items():
+            refs[name].append({"pair_id": pid, **ten_metrics(ir, vis, f),
+                               "TC": target_contrast(f, ir, vis, sets["boxes_ir"][pid]),
+                               "Qabf_bg": qabf_background(f, ir, vis, sets["boxes_all"][pid])})  # fmt: skip
+    means = {k: pd.DataFrame(v).set_index("pair_id")[twelve].astype(float).mean() for k, v in refs.items()}
+    means.update({k: v.astype(float).mean() for k, v in per_row.items()})
+    table = pd.DataFrame(means).T
+    print(f"\nMSRS validation part ({len(pairs)} pairs, scene blocks {sets.get('val_blocks')}); TC over IR boxes")
+    print(table.round(4).to_string())
+    for row in (base_row, test_row):
+        for ref in ("fixed-rule", "steps-0", "pixel-max"):
+            won = [m for m in twelve if better(m, table.loc[row, m], table.loc[ref, m])]
+            print(f"{row} better than {ref} on {len(won)}/12: {' '.join(won)}")
+        below = [m for m in ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "TC", "Qabf_bg")
+                 if table.loc[row, m] < table.loc["pixel-mean", m]]  # fmt: skip
+        print(f"{row} below pixel-mean on: {' '.join(below) or 'none'}")
+    print(f"\npaired bootstrap over {len(pairs)} validation pairs ({test_row} - {base_row}, seed means), 95% CI:")
+    for m in twelve:
+        d = (per_row[test_row][m].astype(float) - per_row[base_row][m].astype(float)).dropna()
+        mean, lo, hi = paired_bootstrap(d.to_numpy())
+        flag = "above 0" if lo > 0 else "below 0" if hi < 0 else "spans 0"
+        print(f"  {m:<8} {mean:+.5f}  [{lo:+.5f}, {hi:+.5f}]  {flag}  (n={len(d)})")
+    names = next(r["names"] for r in runs if r["row"] == test_row)
+    truth = {pid: set(sets["labels"][pid]) for pid in sets["val"]}
+    print(f"\nclassifier per-class AP on the validation part ({test_row}, per seed):")
+    for r in (r for r in runs if r["row"] == test_row):
+        probs = {x["pair_id"]: x["probs"] for x in r["rows"]}
+        aps = {n: average_precision([probs[p][k] for p in probs], [n in truth[p] for p in probs])
+               for k, n in enumerate(names)}  # fmt: skip
+        prev = {n: sum(n in truth[p] for p in probs) for n in names}
+        print(f"  seed {r['seed']}: " + ", ".join(f"{n} {aps[n]:.3f} ({prev[n]} of {len(probs)} pairs)" for n in names))
+
+
 def run_one(job: dict) -> dict:
     import torch
 
@@ -145,10 +311,25 @@ def run_one(job: dict) -> dict:
     pack = Path(job["pack"])
     sets = json.loads((pack / "sets.json").read_text())
     cfg = FusionConfig().replace(**parse_overrides(job["overrides"]), seed=job["seed"])
+    table = None
+    if sets.get("names") and cfg.lambda_cls > 0:  # a labelled pack: the entity path on
+        import numpy as np
+
+        cfg = cfg.replace(labels=list(sets["names"]))
+        table = torch.from_numpy(np.load(pack / "entity_table.npy", allow_pickle=False))
     t0 = time.perf_counter()
-    model = train_row(cfg, _load(pack, sets["train"]), job["steps"], job["device"])
+    model = train_row(cfg, _load(pack, sets["train"]), job["steps"], job["device"], table, sets.get("labels"))
     train_s = time.perf_counter() - t0
-    model = model.to("cpu")
+    model = model.to("cpu").eval()
+    if sets.get("names"):  # MSRS: per-pair rows (ten metrics, TC, Qabf_bg, probabilities) for paired bootstraps
+        gates = []
+        if table is not None:  # the entity path's gates: did it open?
+            gates = [float(torch.tanh(g.detach())) for g in (model.entity.gate_attn, model.entity.gate_mlp)]
+        out = {"row": job["row"], "seed": job["seed"], "steps": job["steps"], "train_s": round(train_s, 1),
+               "overrides": job["overrides"], "gates": gates, "names": sets["names"],
+               "rows": region_rows(model, _load(pack, sets["val"]), sets)}  # fmt: skip
+        Path(job["out"]).write_text(json.dumps(out))
+        return out
     base = ValSet("val", _load(pack, sets["val"][:: max(1, len(sets["val"]) // job["val_pairs"])]))
     res = validate(model, [base] + [simulate_light(base, k) for k in LIGHTS])
     rep = report_rank(model, _load(pack, sets["report"]), Path(job["peers"])) if sets.get("report") else {}
@@ -166,6 +347,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--work", type=Path, default=REPO / "outputs" / "bench_fusion_screen")
+    p.add_argument("--msrs", action="store_true", help="pack MSRS-labelled (scene split, labels, boxes) instead")
     r = sub.add_parser("run")
     r.add_argument("--pack", type=Path, required=True)
     r.add_argument("--row", action="append", default=[], help="NAME or NAME:key=value,key=value (repeat)")
@@ -175,11 +357,20 @@ def main() -> int:
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--val-pairs", type=int, default=28)
-    r.add_argument("--peers", type=Path, default=REPO.parent / "shared" / "data" / "peers" / "tno_published_metrics.csv")
+    peers = REPO.parent / "shared" / "data" / "peers" / "tno_published_metrics.csv"
+    r.add_argument("--peers", type=Path, default=peers)
     r.add_argument("--out", type=Path, required=True)
+    a = sub.add_parser("analyse")
+    a.add_argument("--pack", type=Path, required=True)
+    a.add_argument("--summary", type=Path, action="append", required=True)
+    a.add_argument("--base", default="l0")
+    a.add_argument("--test", default="l01")
     args = ap.parse_args()
+    if args.cmd == "analyse":
+        analyse(args.pack, args.summary, args.base, args.test)
+        return 0
     if args.cmd == "pack":
-        make_pack(args.out, args.data, args.work)
+        (make_msrs_pack if args.msrs else make_pack)(args.out, args.data, args.work)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -197,6 +388,11 @@ def main() -> int:
             results = pool.map(run_one, jobs)
     else:
         results = [run_one(j) for j in jobs]
+    summary = args.out / "summary.json"  # one file with every row (what a remote machine sends back)
+    summary.write_text(json.dumps(results))
+    if "rows" in results[0]:
+        print(f"wrote {summary} ({len(results)} runs; per-pair rows for the paired bootstrap)")
+        return 0
     from entitylabel.fusion.rank import TEN
 
     print(f"{'row':<22}{'seed':>5}{'steps':>6}{'p/s':>8}{'score':>9}  val-as-is " + " ".join(TEN)
