@@ -22,11 +22,18 @@ def test_any_size_gives_the_input_size(hw: tuple[int, int]) -> None:
     assert float(out.fused.detach().min()) >= 0.0 and float(out.fused.detach().max()) <= 1.0
 
 
-def test_untrained_model_outputs_pixel_max() -> None:
-    """The residual starts at zero: with base_contrast 0 training begins from the strong pixel-max fusion."""
-    model = EntityFusionNet(tiny_config(base_contrast=0.0)).eval()
+def test_untrained_model_is_the_pixel_mean_and_the_selection_is_learnable() -> None:
+    """Nothing fixed in the output path: the untrained model is the plain mean; the selection logit and the
+    detail channel move the output anywhere between (and beyond) the sources."""
+    model = EntityFusionNet(tiny_config()).eval()
     ir, vis = torch.rand(1, 1, 20, 28), torch.rand(1, 1, 20, 28)
-    assert torch.allclose(model(ir, vis).fused, torch.maximum(ir, vis))
+    assert torch.allclose(model(ir, vis).fused, (ir + vis) / 2, atol=1e-6)
+    with torch.no_grad():
+        model.decoder.out.bias.copy_(torch.tensor([30.0, 0.0]))  # select IR everywhere
+    assert torch.allclose(model(ir, vis).fused, ir, atol=1e-5)
+    with torch.no_grad():
+        model.decoder.out.bias.copy_(torch.tensor([-30.0, 0.5]))  # VIS plus a detail offset
+    assert torch.allclose(model(ir, vis).fused, (vis + 0.25 * torch.tanh(torch.tensor(0.5))).clamp(0, 1), atol=1e-5)
 
 
 def test_default_config_is_under_one_million_parameters() -> None:
@@ -68,10 +75,13 @@ def test_losses_behave() -> None:
     x = torch.rand(2, 1, 32, 32)
     assert float(ssim(x, x)) == pytest.approx(1.0, abs=1e-5)
     assert float(ssim(x, 1 - x)) < 0.5
-    cfg = tiny_config(w_ssim=0.0, base_contrast=0.0)  # target = plain pixel-max
+    cfg = tiny_config(w_ssim=0.0)
     ir, vis = torch.rand(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
     total, parts = fusion_loss(ir, ir, vis, cfg)  # F = IR = max(IR, 0) with IR's own edges
     assert parts["intensity"] == pytest.approx(0.0) and parts["gradient"] == pytest.approx(0.0, abs=1e-3)
+    assert parts["overshoot"] == pytest.approx(0.0, abs=1e-3)
+    _, sharp = fusion_loss((2 * ir - 0.5).clamp(0, 1), ir, vis, cfg)  # edges neither source has: overshoot
+    assert sharp["overshoot"] > 0.05
     logits, target = torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 1.0]])
     _, parts = fusion_loss(ir, ir, vis, cfg.replace(lambda_cls=0.5), logits, target)
     assert parts["cls"] == pytest.approx(0.6931, abs=1e-3)
@@ -90,3 +100,22 @@ def test_config_overrides_and_round_trip() -> None:
         parse_overrides(["lr=fast"])
     with pytest.raises(EntityLabelError, match="newer"):
         FusionConfig.from_dict({**cfg.to_dict(), "format_version": cfg.format_version + 1})
+    with pytest.raises(EntityLabelError, match="fixed-base model"):  # format 1: the model before issue 19
+        FusionConfig.from_dict({**cfg.to_dict(), "format_version": 1})
+
+
+def test_pixel_max_meets_the_intensity_target_but_not_the_gradient_target() -> None:
+    """The losses ask for something no fixed rule gives: pixel-max drops the darker source's texture."""
+    from entitylabel.fusion.model import fixed_rule
+
+    cfg = tiny_config()
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    ir = torch.full((1, 1, 32, 32), 0.8)  # a bright flat IR
+    vis = (0.3 + 0.2 * torch.sin(xx / 2.0) * torch.cos(yy / 3.0)).view(1, 1, 32, 32)  # darker texture
+    _, at_max = fusion_loss(torch.maximum(ir, vis), ir, vis, cfg)
+    assert at_max["intensity"] == pytest.approx(0.0) and at_max["gradient"] > 0.1
+    mixed = (torch.maximum(ir, vis) + (vis - vis.mean())).clamp(0, 1)  # keeps the VIS texture
+    _, at_mixed = fusion_loss(mixed, ir, vis, cfg)
+    assert at_mixed["gradient"] < 0.2 * at_max["gradient"]
+    _, at_rule = fusion_loss(fixed_rule(ir, vis), ir, vis, cfg)
+    assert at_rule["gradient"] > 0.1  # the unsharp mask of a flat max adds nothing either

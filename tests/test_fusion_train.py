@@ -26,10 +26,8 @@ def labelled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def entity_run(labelled_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     run = tmp_path_factory.mktemp("run")
-    # the pre-issue-11 losses (target plain pixel-max): they move the output, so the gated entity attention gets a
-    # gradient; with the shipped recipe the base already sits near the losses' optimum and the gates barely move
-    old_losses = dict(base_contrast=0.0, w_intensity=1.0, ssim_luminance=True)
-    res = train(labelled_folder, run, tiny_config(lambda_cls=1.0, lr=1e-2, **old_losses), steps=40)
+    # the shipped losses: nothing fixed sits in the output path, so the gated entity attention gets a gradient
+    res = train(labelled_folder, run, tiny_config(lambda_cls=1.0, lr=1e-2), steps=40)
     return run, res
 
 
@@ -60,7 +58,7 @@ def test_checkpoint_is_safetensors_and_json_and_round_trips(entity_run, labelled
     assert raw[8:9] == b"{" and json.loads(raw[8 : 8 + header_len])  # safetensors header, not a pickle
     assert not any(raw.startswith(m) for m in (b"\x80\x02", b"\x80\x04", b"PK\x03\x04"))
     meta = json.loads((ckpt / "config.json").read_text())
-    assert meta["format_version"] == 1 and meta["config"]["labels"] == LABELS
+    assert meta["format_version"] == 2 and meta["config"]["labels"] == LABELS
     assert meta["config"]["w_gradient"] == tiny_config().w_gradient and meta["train_step"] == 40
     model, _ = load_model(run)
     again, _ = load_model(ckpt / "model.safetensors")
@@ -143,8 +141,27 @@ def test_resume_refuses_another_label_space(entity_run, tmp_path: Path) -> None:
 
 
 def test_bad_budgets_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(EntityLabelError, match="--steps"):
-        train(make_dataset(2), tmp_path, tiny_config(), steps=0)
+    with pytest.raises(EntityLabelError, match="steps: must be at least 0"):
+        train(make_dataset(2), tmp_path, tiny_config(), steps=-1)
+    with pytest.raises(EntityLabelError, match="max_minutes"):
+        train(make_dataset(2), tmp_path, tiny_config(), max_minutes=0)
+    with pytest.raises(EntityLabelError, match="val_points"):
+        train(make_dataset(2), tmp_path, tiny_config(), steps=5, val_points=0)
+
+
+def test_steps_zero_writes_the_untrained_start_as_a_run(tmp_path: Path) -> None:
+    from entitylabel.fusion.checkpoint import resolve_checkpoint
+    from entitylabel.fusion.validate import ValSet
+
+    ir, rgb = synth_pair(7, 64, 68)
+    vs = ValSet("synth", [("v0", ir, rgb[..., 0])])
+    res = train(make_dataset(2, with_entities=False), tmp_path / "r", tiny_config(), steps=0, val=[vs])
+    assert res.status == "done" and res.step == 0 and resolve_checkpoint(tmp_path / "r") == tmp_path / "r" / "best"
+    model, _ = load_model(tmp_path / "r")
+    a, b = torch.rand(1, 1, 9, 11), torch.rand(1, 1, 9, 11)
+    assert torch.allclose(model.eval()(a, b).fused, (a + b) / 2, atol=1e-6)  # the start: the pixel mean
+    again = train(make_dataset(2, with_entities=False), tmp_path / "r", tiny_config(), steps=0)
+    assert again.status == "complete"
 
 
 def test_cli_train(labelled_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -202,10 +219,10 @@ def test_validation_keeps_the_best_checkpoint_and_draws_the_curve(labelled_folde
     assert (run / "val_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = [json.loads(x) for x in (run / "train.log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in events if e["event"] == "val"] == [2, 4, 6, 8]
-    # no progress bar given: one status line every 4 steps, plus 3 validation lines per validation
+    # no progress bar given: one status line every 4 steps, plus 3 set lines and a score line per validation
     status = [x for x in lines if x.startswith("step ")]
     assert [x.split()[1] for x in status] == ["4/8", "8/8"] and "patches/s" in status[0]
-    assert sum(x.startswith("validation step") for x in lines) == 12
+    assert sum(x.startswith("validation step") for x in lines) == 16
     # going on without --val: the best checkpoint no longer matches the run and is removed
     with pytest.warns(UserWarning, match="without --val"):
         train(labelled_folder, run, tiny_config(lambda_cls=0.0), steps=10)
@@ -222,7 +239,7 @@ def test_cli_train_prints_status_lines_without_a_terminal(labelled_folder: Path,
           "--status-every", "3", "--val", str(val), "--val-points", "2", *tiny])  # fmt: skip
     cap = capsys.readouterr()
     assert "step 3/6 (50%)" in cap.err and "step 6/6 (100%)" in cap.err
-    assert cap.err.count("validation step") == 2 and "best checkpoint: step" in cap.out
+    assert cap.err.count("validation step") == 4 and "best checkpoint: step" in cap.out
     with pytest.raises(SystemExit) as e:
         main(["train", str(labelled_folder), "--out", str(tmp_path / "r2"), "--val", str(tmp_path / "nope"), *tiny])
     assert e.value.code == 2

@@ -10,11 +10,12 @@ from fusion_synth import synth_pair, tiny_config, write_pair_folder
 
 from entitylabel.errors import EntityLabelError
 from entitylabel.fusion import losses
-from entitylabel.fusion.config import FusionConfig
 from entitylabel.fusion.data import light_augment
-from entitylabel.fusion.model import EntityFusionNet, contrast_base
-from entitylabel.fusion.rank import load_peers, rank_table
-from entitylabel.fusion.validate import SIX, ValSet, load_val_set, simulate_light, six_metrics, validate
+from entitylabel.fusion.model import EntityFusionNet, contrast_base, fixed_rule
+from entitylabel.fusion.rank import TEN, load_peers, rank_table
+from entitylabel.fusion.validate import ValSet, fixed_rule_u8, load_val_set, simulate_light, ten_metrics, validate
+
+SIX = TEN  # the rank-table tests below build rows with every metric
 
 
 def _set(n: int = 2) -> ValSet:
@@ -25,26 +26,45 @@ def _set(n: int = 2) -> ValSet:
     return ValSet("s", pairs)
 
 
-def test_untrained_model_scores_as_pixel_max() -> None:
-    """The residual starts at zero: validation must see exactly pixel-max (score 0, rank between the baselines)."""
+def test_untrained_model_scores_as_pixel_mean_and_ranks_below_pixel_max() -> None:
+    """The untrained model is the pixel mean: validation sees its ten means, and the rank among the model and
+    the three references (Nabf lower is better) puts it behind pixel-max."""
     torch.manual_seed(0)
-    model = EntityFusionNet(tiny_config(base_contrast=0.0))
+    model = EntityFusionNet(tiny_config())
     sets = [_set(), simulate_light(_set(), "day")]
     res = validate(model, sets)
-    assert res["score"] == pytest.approx(0.0, abs=1e-9)
     for name, r in res["sets"].items():
-        base = sets[0 if name == "s" else 1].baseline_means()["pixel-max"]
-        assert all(r[m] == pytest.approx(base[m]) for m in SIX)
+        base = sets[0 if name == "s" else 1].baseline_means()
+        # the same image up to rounding (fuse rounds half to even, the baseline half up)
+        assert all(r[m] == pytest.approx(base["pixel-mean"][m], rel=0.02) for m in ("SD", "SF", "VIF", "SSIM"))
+        assert set(base) == {"pixel-max", "pixel-mean", "fixed-rule"} and r["above_max"] < 5
+    assert -4.0 <= res["score"] <= -1.0
     assert model.training  # validate leaves the mode as it found it
 
 
-def test_score_rewards_metrics_above_pixel_max() -> None:
-    torch.manual_seed(0)
-    model = EntityFusionNet(tiny_config(base_contrast=0.0))
-    torch.nn.init.constant_(model.decoder.out.bias, -0.3)  # a much darker output than pixel-max
-    res = validate(model.eval(), [_set()])
-    r = res["sets"]["s"]
-    assert res["score"] < -0.05 and r["above_max"] < 6
+def test_set_result_ranks_ten_metrics_with_nabf_lower_is_better() -> None:
+    from entitylabel.fusion.validate import set_result
+
+    mx = {m: 2.0 for m in TEN} | {"Nabf": 0.01}
+    mn = {m: 1.0 for m in TEN} | {"Nabf": 0.0}
+    rule = {m: 3.0 for m in TEN} | {"Nabf": 0.1}
+    base = {"pixel-max": mx, "pixel-mean": mn, "fixed-rule": rule}
+    r = set_result({m: 2.5 for m in TEN} | {"Nabf": 0.005}, base)
+    assert r["above_max"] == 10 and r["above_rule"] == 1 and r["below_mean"] == []
+    assert r["rank"] == pytest.approx((9 * 2 + 2) / 10)  # 2nd on nine metrics, 2nd on Nabf (after pixel-mean)
+    worse = set_result({m: 0.5 for m in TEN} | {"Nabf": 0.5}, base)
+    assert worse["rank"] == 4.0 and "SSIM" not in worse["below_mean"] and "EN" in worse["below_mean"]
+    assert worse["ratio"] < 0 < r["ratio"]
+
+
+def test_fixed_rule_is_pixel_max_with_an_unsharp_mask() -> None:
+    ir, rgb = synth_pair(3, 70, 76)
+    vis = rgb[..., 1]
+    got = fixed_rule_u8(ir, vis)
+    t = [torch.from_numpy(x.astype(np.float32) / 255.0)[None, None] for x in (ir, vis)]
+    want = np.round(contrast_base(torch.maximum(*t), 0.5, 16.0).clamp(0, 1)[0, 0].numpy() * 255.0)
+    assert np.array_equal(got, want.astype(np.uint8))
+    assert torch.equal(fixed_rule(*t), contrast_base(torch.maximum(*t), 0.5, 16.0).clamp(0, 1))
 
 
 def test_simulated_lighting() -> None:
@@ -68,14 +88,14 @@ def test_load_val_set_from_a_folder_leaves_out_small_pairs(tmp_path) -> None:
         load_val_set(small)
 
 
-def test_six_metrics_match_the_evaluate_metrics() -> None:
+def test_ten_metrics_match_the_evaluate_metrics() -> None:
     from entitylabel.fusion.metrics import compute_all
 
     ir, rgb = synth_pair(3, 70, 70)
     vis = rgb[..., 0]
     fused = np.maximum(ir, vis)
     full = compute_all(ir, vis, fused)
-    assert six_metrics(ir, vis, fused) == pytest.approx({m: full[m] for m in SIX})
+    assert ten_metrics(ir, vis, fused) == pytest.approx({m: full[m] for m in TEN})
 
 
 def test_rank_table_uses_only_shared_pairs_and_min_ties() -> None:
@@ -147,12 +167,11 @@ def test_contrast_base_raises_local_contrast_only() -> None:
     assert float(y.mean()) == pytest.approx(float(x.mean()), abs=0.01)  # no darkening or brightening
 
 
-def test_untrained_model_outputs_its_base_and_old_configs_keep_pixel_max() -> None:
-    torch.manual_seed(0)
-    cfg = tiny_config(base_contrast=0.5)
-    model = EntityFusionNet(cfg).eval()
-    ir, vis = torch.rand(1, 1, 40, 48), torch.rand(1, 1, 40, 48)
-    want = contrast_base(torch.maximum(ir, vis), 0.5, cfg.base_sigma).clamp(0, 1)
-    assert torch.allclose(model(ir, vis).fused, want, atol=1e-6)
-    stored = {k: v for k, v in cfg.to_dict().items() if k != "base_contrast"}  # a checkpoint from before the field
-    assert FusionConfig.from_dict(stored).base_contrast == 0.0
+def test_rank_table_ranks_nabf_lower_is_better() -> None:
+    rows = []
+    for pid in ("a", "b"):
+        rows.append({"method": "clean", "pair_id": pid, **{m: 1.0 for m in TEN}, "Nabf": 0.01})
+        rows.append({"method": "noisy", "pair_id": pid, **{m: 1.0 for m in TEN}, "Nabf": 0.2})
+    t = rank_table(pd.DataFrame(rows))
+    assert t.loc["clean", "rank_Nabf"] == 1 and t.loc["noisy", "rank_Nabf"] == 2
+    assert list(t.index) == ["clean", "noisy"]

@@ -14,18 +14,28 @@ from typing import Any
 
 from ..errors import EntityLabelError
 
-FORMAT_VERSION = 1
-"""Bumped whenever the checkpoint layout or the meaning of a stored field changes."""
+FORMAT_VERSION = 2
+"""Bumped whenever the checkpoint layout or the meaning of a stored field changes.
+
+2 (issue 19): the decoder predicts a per-pixel IR/VIS selection and a detail term (no fixed contrast base).
+"""
 
 
 def check_format_version(data: dict[str, Any], source: str | Path) -> None:
-    """Refuse a checkpoint (or its config) written by a newer entitylabel format."""
+    """Refuse a checkpoint (or its config) written by a newer, or an incompatible older, format."""
     version = int(data.get("format_version", 0))
     if version > FORMAT_VERSION:
         raise EntityLabelError(
             f"checkpoint format version {version} is newer than this entitylabel supports ({FORMAT_VERSION})",
             path=source,
             hint="upgrade entitylabel to read it",
+        )
+    if version < FORMAT_VERSION:
+        raise EntityLabelError(
+            f"checkpoint format version {version} is the fixed-base model this entitylabel no longer runs "
+            f"(format {FORMAT_VERSION} learns the fusion itself)",
+            path=source,
+            hint="retrain it with `entitylabel train`",
         )
 
 
@@ -44,16 +54,16 @@ class FusionConfig:
     kv_grid: int = 16  # keys/values of the inter-visual attention are pooled to kv_grid x kv_grid
     n_inter: int = 1  # inter-visual cross-attention blocks
     mlp_ratio: int = 2
-    residual_scale: float = 1.0  # fused Y = base + residual_scale * decoder output
-    base_contrast: float = 0.5  # base = M + base_contrast * (M - blur(M)), M = max(IR, VIS-Y); 0: pixel-max
-    base_sigma: float = 16.0  # blur width (pixels) of that local-contrast step
+    detail_scale: float = 0.25  # fused Y = w * IR + (1 - w) * VIS + detail_scale * tanh(detail)
     cls_threshold: float = 0.5  # predicted entity set = sigmoid(logit) >= threshold (fuse time)
 
-    # losses (all on 0..1 images)
-    w_intensity: float = 5.0  # L1(F, base)
-    w_gradient: float = 20.0  # L1(|Sobel F|, max(grad_gain * max(|Sobel IR|, |Sobel VIS|), |Sobel base|))
+    # losses (all on 0..1 images; see losses.py)
+    w_intensity: float = 5.0  # L1(F, max(IR, VIS)): the brighter source's intensity (SeAFusion)
+    w_gradient: float = 5.0  # L1(|Sobel F|, grad_gain * max(|Sobel IR|, |Sobel VIS|)): the sharper source's edges
     grad_gain: float = 1.0  # > 1 asks for edges a little stronger than the sharper source's
-    w_ssim: float = 1.0  # (1 - SSIM(F, IR)) + (1 - SSIM(F, VIS)), halved
+    w_overshoot: float = 10.0  # relu(|Sobel F| - max source gradient): edges neither source has (Nabf)
+    w_ssim: float = 1.0  # 1 - SSIM(F, IR) s - SSIM(F, VIS) (1 - s), s = IR saliency (region-aware)
+    saliency_weight: float = 0.5  # 0: both sources weigh 1/2 everywhere; 1: s alone decides per pixel
     ssim_luminance: bool = False  # False: contrast-structure SSIM only (its luminance term pulls F to the mean)
     lambda_cls: float = 0.1  # BCE on the entity labels (0 switches the entity task off)
 
@@ -88,8 +98,6 @@ class FusionConfig:
         """Build from a stored dict; refuse newer formats, ignore nothing silently."""
         check_format_version(data, source)
         known = {f.name for f in dataclasses.fields(cls)}
-        if "base_contrast" not in data:  # checkpoints written before the field existed fused on plain pixel-max
-            data = {**data, "base_contrast": 0.0}
         unknown = sorted(set(data) - known)
         if unknown:
             raise EntityLabelError(f"unknown fusion config keys {unknown}", path=source)
@@ -144,14 +152,14 @@ LIMITS: dict[str, dict[str, float]] = {
     "kv_grid": {"min": 1, "max": 128},
     "n_inter": {"min": 0, "max": 16},
     "mlp_ratio": {"min": 1, "max": 16},
-    "residual_scale": {"min": 0, "max": 10},
-    "base_contrast": {"min": 0, "max": 10},
-    "base_sigma": {"above": 0, "max": 1000},
+    "detail_scale": {"min": 0, "max": 10},
     "cls_threshold": {"min": 0, "max": 1},
     "w_intensity": {"min": 0, "max": 10_000},
     "w_gradient": {"min": 0, "max": 10_000},
     "grad_gain": {"above": 0, "max": 10},
+    "w_overshoot": {"min": 0, "max": 10_000},
     "w_ssim": {"min": 0, "max": 10_000},
+    "saliency_weight": {"min": 0, "max": 1},
     "lambda_cls": {"min": 0, "max": 10_000},
     "patch_size": {"min": 16, "max": 1024, "multiple_of": 4},  # sides are padded to 4 (two stride-2 stages)
     "batch_size": {"min": 1, "max": 1024},

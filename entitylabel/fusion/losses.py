@@ -1,13 +1,15 @@
-"""Training losses on 0..1 gray images (B,1,H,W).
+"""Training losses on 0..1 gray images (B,1,H,W): targets that no fixed rule already meets.
 
-- intensity: L1(F, base), base = max(IR, VIS) with its local contrast raised by `base_contrast` (the model's own
-  starting point), keeps the salient (bright) thermal targets and the lit visible regions;
-- gradient: L1(|Sobel F|, max(grad_gain x max(|Sobel IR|, |Sobel VIS|), |Sobel base|)) asks for the sharper of
-  the two sources' edges at every pixel, which the per-pixel max itself loses wherever the darker source holds
-  the texture;
-- SSIM to both sources keeps the local structure of each (contrast-structure only with `ssim_luminance` off:
-  its luminance factor pulls F toward the sources' mean, i.e. darkens lit visible regions);
+- intensity: L1(F, max(IR, VIS)) keeps the brighter source (warm targets, lit visible regions; SeAFusion);
+- gradient: L1(|Sobel F|, grad_gain x max(|Sobel IR|, |Sobel VIS|)) asks for the sharper source's edge at every
+  pixel, which pixel-max drops wherever the darker source holds the texture;
+- overshoot: mean relu(|Sobel F| - max source gradient), on top: edges that neither source has are what Nabf
+  counts as artefacts (and what an unsharp mask adds);
+- SSIM (contrast-structure by default) to both sources, region-aware: each pixel weighs IR by the IR saliency s
+  (warm targets: keep the IR target contrast) and VIS by 1 - s (texture elsewhere), blended with 1/2 each by
+  `saliency_weight` (0: plain halves). Saliency comes from the IR image, since no boxes exist at fuse time;
 - lambda_cls x BCE on the multi-hot entity labels trains the classifier (the entity task).
+The untrained model (pixel mean) meets none of these; pixel-max meets the intensity term only.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def _gauss_window(size: int, sigma: float, device: torch.device, dtype: torch.dt
     return (g / g.sum()).view(1, 1, 1, size)
 
 
-def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5, luminance: bool = True) -> Tensor:
-    """Mean SSIM (Wang et al., Gaussian 11x11 window, data range 1) over the valid region, per batch.
+def ssim_map(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5, luminance: bool = True) -> Tensor:
+    """SSIM map (Wang et al., Gaussian 11x11 window, data range 1) over the valid region (H-10, W-10).
 
     `luminance=False` drops the luminance factor (contrast-structure only): against two sources of different
     brightness that factor pulls the output toward their mean, i.e. darkens lit visible regions.
@@ -58,8 +60,13 @@ def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5, luminance: bo
     cxy = blur(x * y) - mx * my
     cs = (2 * cxy + c2) / (vx + vy + c2)
     if not luminance:
-        return cs.mean()
-    return ((2 * mx * my + c1) / (mx * mx + my * my + c1) * cs).mean()
+        return cs
+    return (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
+
+
+def ssim(x: Tensor, y: Tensor, size: int = 11, sigma: float = 1.5, luminance: bool = True) -> Tensor:
+    """Mean SSIM over the valid region (see `ssim_map`)."""
+    return ssim_map(x, y, size, sigma, luminance).mean()
 
 
 def fusion_loss(
@@ -71,21 +78,26 @@ def fusion_loss(
     targets: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted total loss and its parts (as floats, for the log and the loss curve)."""
-    from .model import fusion_base
+    from .model import ir_saliency
 
     parts: dict[str, Tensor] = {}
-    base = fusion_base(ir, vis, cfg).clamp(0.0, 1.0)  # what the fused image is clamped to at fuse time
     if cfg.w_intensity:
-        parts["intensity"] = F.l1_loss(fused, base)
+        parts["intensity"] = F.l1_loss(fused, torch.maximum(ir, vis))
+    g_src = torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
+    g_f = sobel_magnitude(fused) if cfg.w_gradient or cfg.w_overshoot else None
     if cfg.w_gradient:
-        target = cfg.grad_gain * torch.maximum(sobel_magnitude(ir), sobel_magnitude(vis))
-        if cfg.base_contrast:  # the base's raised edges are part of the target too
-            target = torch.maximum(target, sobel_magnitude(base))
-        parts["gradient"] = F.l1_loss(sobel_magnitude(fused), target)
+        parts["gradient"] = F.l1_loss(g_f, cfg.grad_gain * g_src)
+    if cfg.w_overshoot:
+        parts["overshoot"] = F.relu(g_f - g_src).mean()
     if cfg.w_ssim:
         lum = cfg.ssim_luminance
-        parts["ssim"] = 1.0 - 0.5 * (ssim(fused, ir, luminance=lum) + ssim(fused, vis, luminance=lum))
-    weights = {"intensity": cfg.w_intensity, "gradient": cfg.w_gradient, "ssim": cfg.w_ssim}
+        s_ir, s_vis = ssim_map(fused, ir, luminance=lum), ssim_map(fused, vis, luminance=lum)
+        r = (ir.shape[-2] - s_ir.shape[-2]) // 2  # the valid-window border
+        sal = ir_saliency(ir)[..., r : r + s_ir.shape[-2], r : r + s_ir.shape[-1]]
+        w_ir = 0.5 * (1.0 - cfg.saliency_weight) + cfg.saliency_weight * sal
+        parts["ssim"] = 1.0 - (w_ir * s_ir + (1.0 - w_ir) * s_vis).mean()
+    weights = {"intensity": cfg.w_intensity, "gradient": cfg.w_gradient, "overshoot": cfg.w_overshoot,
+               "ssim": cfg.w_ssim}  # fmt: skip
     total = sum((weights[k] * v for k, v in parts.items()), fused.new_zeros(()))
     if logits is not None and targets is not None and cfg.lambda_cls > 0:
         parts["cls"] = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))

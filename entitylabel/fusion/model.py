@@ -9,13 +9,14 @@ Data flow for one IR / VIS-Y pair (both 1 x H x W on 0..1), padded to a multiple
                                                              └──> EntityBlock: gated cross-attention from x to
                                                                   the entity tokens (projected text embeddings
                                                                   of the active labels + a learned null token)
-    Decoder(x, f_ir, f_vis) -> residual;  fused Y = base + residual,
-    base = M + base_contrast * (M - blur(M)),  M = max(IR, VIS-Y)
+    Decoder(x, f_ir, f_vis) -> (selection logit a, detail d)
+    fused Y = w * IR + (1 - w) * VIS-Y + detail_scale * tanh(d),  w = sigmoid(a)
 
-The residual's last conv starts at zero, so an untrained model outputs the base: pixel-max (a strong baseline on
-VIF / Qabf) with its local contrast raised (`base_contrast`, 0 = plain pixel-max); training then adds the detail
-the per-pixel max loses where the darker source holds the texture. The entity gates start at
-zero as in Flamingo, so the entity path opens only as far as it helps.
+Nothing fixed sits in the output path (format 2, issue 19): the network decides per pixel how much of each
+source to keep and what detail to add. The decoder's last conv starts at zero, so the untrained model (what
+`train --steps 0` writes) is the pixel mean of the two sources, and everything above that is learned.
+The entity gates start at zero as in Flamingo, so the entity path opens only as far as it helps.
+`contrast_base` (pixel-max + unsharp mask) is kept as the fixed rule the model is compared with.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class EntityBlock(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Upsample the tokens, join the full-resolution skips, predict the residual over max(IR, VIS)."""
+    """Upsample the tokens, join the full-resolution skips, predict the selection logit and the detail."""
 
     def __init__(self, cfg: FusionConfig) -> None:
         super().__init__()
@@ -174,7 +175,7 @@ class Decoder(nn.Module):
         self.up = nn.Conv2d(d, w, 3, padding=1)
         self.join = nn.Conv2d(3 * w, w, 3, padding=1)
         self.res = ResBlock(w)
-        self.out = nn.Conv2d(w, 1, 3, padding=1)
+        self.out = nn.Conv2d(w, 2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -193,14 +194,9 @@ def _gauss_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> Ten
     return g / g.sum()
 
 
-def contrast_base(m: Tensor, amount: float, sigma: float) -> Tensor:
-    """`m + amount * (m - blur_sigma(m))`: an image (B,1,H,W) with its local contrast raised (unsharp mask).
-
-    The blur runs at 1/4 resolution (4x4 mean, Gaussian sigma/4, bilinear back up), so a wide sigma costs little.
-    `amount` 0 returns `m` itself.
-    """
-    if amount == 0:
-        return m
+def local_mean(m: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur of width `sigma` of an image (B,1,H,W), computed at 1/4 resolution (4x4 mean, Gaussian
+    sigma/4, bilinear back up), so a wide sigma costs little."""
     H, W = m.shape[-2:]
     ph, pw = (-H) % 4, (-W) % 4
     x = F.pad(m, (0, pw, 0, ph), mode="replicate") if ph or pw else m
@@ -209,13 +205,33 @@ def contrast_base(m: Tensor, amount: float, sigma: float) -> Tensor:
     r = (k.numel() - 1) // 2
     low = F.conv2d(F.pad(low, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
     low = F.conv2d(F.pad(low, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    blur = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)[..., :H, :W]
-    return m + amount * (m - blur)
+    return F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)[..., :H, :W]
 
 
-def fusion_base(ir: Tensor, vis: Tensor, cfg: FusionConfig) -> Tensor:
-    """What the decoder's residual is added to: pixel-max, with its local contrast raised by `base_contrast`."""
-    return contrast_base(torch.maximum(ir, vis), cfg.base_contrast, cfg.base_sigma)
+def contrast_base(m: Tensor, amount: float, sigma: float) -> Tensor:
+    """`m + amount * (m - blur_sigma(m))`: an image (B,1,H,W) with its local contrast raised (unsharp mask).
+
+    `amount` 0 returns `m` itself. With m = max(IR, VIS) this is the fixed rule the model replaced (issue 19).
+    """
+    if amount == 0:
+        return m
+    return m + amount * (m - local_mean(m, sigma))
+
+
+FIXED_RULE = (0.5, 16.0)  # (amount, sigma) of the pixel-max + unsharp-mask rule of issue 11, the comparison
+
+
+def fixed_rule(ir: Tensor, vis: Tensor) -> Tensor:
+    """Pixel-max with its local contrast raised (amount 0.5, sigma 16), clamped: what the model output before."""
+    return contrast_base(torch.maximum(ir, vis), *FIXED_RULE).clamp(0.0, 1.0)
+
+
+def ir_saliency(ir: Tensor, sigma: float = 16.0, scale: float = 0.1) -> Tensor:
+    """0..1 map of warm targets: how far IR rises above its local mean (a full 1 at `scale` above it).
+
+    No boxes exist at fuse time, so the region-aware losses take their salient regions from the IR image.
+    """
+    return ((ir - local_mean(ir, sigma)) / scale).clamp(0.0, 1.0)
 
 
 @dataclass
@@ -269,8 +285,9 @@ class EntityFusionNet(nn.Module):
             else:
                 active = labels.to(x.dtype)
             x = _map(self.entity(t, self.entity_table, active), h, w)
-        residual = self.decoder(x, f_ir, f_vis)
-        fused = fusion_base(ir, vis, self.cfg) + self.cfg.residual_scale * residual
+        out = self.decoder(x, f_ir, f_vis)
+        w = torch.sigmoid(out[:, :1])
+        fused = w * ir + (1.0 - w) * vis + self.cfg.detail_scale * torch.tanh(out[:, 1:])
         fused = fused[..., :H, :W]
         if not self.training:
             fused = fused.clamp(0.0, 1.0)

@@ -90,7 +90,7 @@ def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     steps = [h["step"] for h in history]
-    for key in ("loss", "intensity", "gradient", "ssim", "cls"):
+    for key in ("loss", "intensity", "gradient", "overshoot", "ssim", "cls"):
         vals = [h.get(key) for h in history]
         if any(v is not None and v > 0 for v in vals):
             ys = [v if v is not None else float("nan") for v in vals]
@@ -108,7 +108,8 @@ def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
 
 
 def write_val_curve(val_history: list[dict[str, Any]], best_step: int | None, path: Path) -> None:
-    """Validation score per set (and their mean) against the step; 0 = pixel-max, the dot = best checkpoint."""
+    """Mean rank over the ten metrics per set (among the model and its three references) and the score's mean
+    rank, against the step; 1 = best of the four, the star = best checkpoint."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -118,14 +119,13 @@ def write_val_curve(val_history: list[dict[str, Any]], best_step: int | None, pa
     steps = [h["step"] for h in val_history]
     names = list(dict.fromkeys(n for h in val_history for n in h["sets"]))
     for name in names:
-        ys = [h["sets"][name]["score"] if name in h["sets"] else float("nan") for h in val_history]
+        ys = [h["sets"][name]["rank"] if name in h["sets"] else float("nan") for h in val_history]
         ax.plot(steps, ys, label=name, lw=1.0, marker=".")
-    ax.plot(steps, [h["score"] for h in val_history], label="mean (picks best)", lw=2.2, color="black", marker="o")
-    ax.axhline(0.0, color="gray", ls="--", lw=1, label="pixel-max")
+    ax.plot(steps, [-h["score"] for h in val_history], label="mean (picks best)", lw=2.2, color="black", marker="o")
     if best_step is not None:
-        ax.plot([best_step], [next(h["score"] for h in val_history if h["step"] == best_step)], "r*", ms=14)
+        ax.plot([best_step], [-next(h["score"] for h in val_history if h["step"] == best_step)], "r*", ms=14)
     ax.set_xlabel("step")
-    ax.set_ylabel("mean log(model / pixel-max), 6 metrics")
+    ax.set_ylabel("mean rank of 4 over ten metrics (lower is better)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=7)
     ax.set_title("entitylabel fusion validation")
@@ -168,17 +168,9 @@ def _resolve_config(
     return cfg.replace(labels=list(labels)), None
 
 
-def _check_budget(steps: int | None, max_minutes: float | None, val_points: int) -> int | None:
-    """One-line errors for a bad budget; `DEFAULT_STEPS` when neither steps nor minutes are given."""
-    if steps is not None and steps <= 0:
-        raise EntityLabelError(f"--steps must be positive, got {steps}")
-    if max_minutes is not None and max_minutes <= 0:
-        raise EntityLabelError(f"--max-minutes must be positive, got {max_minutes}")
-    if steps is None and max_minutes is None:
-        steps = DEFAULT_STEPS
-    if val_points < 1:
-        raise EntityLabelError(f"--val-points must be at least 1, got {val_points}")
-    return steps
+def _default_budget(steps: int | None, max_minutes: float | None) -> int | None:
+    """`DEFAULT_STEPS` when neither steps nor minutes are given (their ranges are TrainSettings' limits)."""
+    return DEFAULT_STEPS if steps is None and max_minutes is None else steps
 
 
 def _load_val_sets(
@@ -237,6 +229,8 @@ class _Run:
 
     def fraction(self, step: int, elapsed: float) -> float:
         """How much of the budget (steps or time, whichever is further) is spent."""
+        if self.steps == 0:  # --steps 0: the untrained initialisation, written as a run
+            return 1.0
         f = step / self.steps if self.steps else 0.0
         return max(f, elapsed / self.budget_s) if self.budget_s else f
 
@@ -296,7 +290,7 @@ class _Run:
         total = self.steps if self.steps else int(self.budget_s or 0)
         done = st.step if self.steps else int(self.elapsed0)
         task = progress.add_task("train", total=total, completed=done) if progress else None
-        if self.fraction(st.step, self.elapsed0) >= 1.0:
+        if self.fraction(st.step, self.elapsed0) >= 1.0 and self.last_ckpt is not None:
             self.status = "complete"
         return task
 
@@ -497,7 +491,7 @@ def train(
         val_pairs=val_pairs,
         status_steps=status_steps,
     )  # fmt: skip - the CLI's limits (settings.py) for direct callers too
-    steps = _check_budget(steps, max_minutes, val_points)
+    steps = _default_budget(steps, max_minutes)
     run_dir = ensure_writable_dir(out_dir)
     val_sets = _load_val_sets(val, dataset, dataset_config, val_pairs)
     ds = pick_split(open_dataset(dataset, dataset_config), split)

@@ -1,20 +1,23 @@
-"""Validation during training: the six no-reference fusion metrics on pairs the model does not train on.
+"""Validation during training: the ten fusion metrics on pairs the model does not train on.
 
 A `ValSet` is a few gray pairs held in memory (a released dataset's test split, a pair manifest, or any folder
 `discover` knows), optionally with simulated lighting (`simulate_light`: low-light / daylight copies of the
-visible image, because real validation data rarely covers both). `validate` fuses every pair, scores EN SD SF
-AG VIF Qabf and compares with the pixel-max / pixel-mean fusions of the same pairs (computed once per set).
+visible image, because real validation data rarely covers both). `validate` fuses every pair, scores the ten
+metrics `evaluate` prints (EN SD SF AG MI SCD VIF Qabf SSIM, Nabf lower-is-better) and ranks the model among
+three references computed once per set on the same pairs: pixel-max, pixel-mean and the fixed rule the model
+replaced (pixel-max + unsharp mask, `model.fixed_rule`).
 
-The score that picks the best checkpoint is the mean over the six metrics and all sets of log(model /
-pixel-max): 0 is pixel-max, positive is better on balance. It also reports how many metrics beat each baseline
-and the mean rank among {model, pixel-max, pixel-mean}.
+The score that picks the best checkpoint is minus the mean rank (1..4) over the ten metrics and all sets, plus a
+tie-break of 0.01 x the mean signed log ratio to pixel-max (each clipped to +-1; Nabf compared as
+log((0.01 + pixel-max) / (0.01 + model))). It also reports how many metrics beat pixel-max and the fixed rule,
+and which fall below pixel-mean among `FLOOR` (SSIM and Nabf are left out of that floor: pixel-mean is the best
+of every published TNO method on both, so no fusion that adds anything can meet it there).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,27 +28,28 @@ import torch
 from ..errors import EntityLabelError
 from . import metrics
 from .data import check_same_size, ir_gray, vis_ycbcr
+from .rank import LOWER_BETTER, TEN, better
 
-SIX: tuple[str, ...] = ("EN", "SD", "SF", "AG", "VIF", "Qabf")
-BASELINES = ("pixel-max", "pixel-mean")
+BASELINES = ("pixel-max", "pixel-mean", "fixed-rule")
+FLOOR: tuple[str, ...] = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf")
 LIGHTS = ("low-light", "day")
 MIN_SIDE = 64  # multi-scale VIF needs about this many pixels a side
 
-Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
-_FNS: dict[str, Metric] = {
-    "EN": lambda a, b, f: metrics.en(f),
-    "SD": lambda a, b, f: metrics.sd(f),
-    "SF": lambda a, b, f: metrics.sf(f),
-    "AG": lambda a, b, f: metrics.ag(f),
-    "VIF": metrics.vif,
-    "Qabf": metrics.qabf,
-}
 
-
-def six_metrics(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray) -> dict[str, float]:
-    """EN SD SF AG VIF Qabf of one gray pair (uint8 or 0..255 float arrays of the same size)."""
+def ten_metrics(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray) -> dict[str, float]:
+    """The ten metrics of one gray pair (uint8 or 0..255 float arrays of the same size), as `evaluate` has them."""
     a, b, f = (np.asarray(x, dtype=np.float64) for x in (ir, vis, fused))
-    return {m: float(_FNS[m](a, b, f)) for m in SIX}
+    return metrics.compute_all(a, b, f)
+
+
+def fixed_rule_u8(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """The fixed rule (pixel-max + unsharp mask) of one uint8 pair, as uint8, rounded as `fuse` rounds."""
+    from .model import fixed_rule
+
+    t = [torch.from_numpy(x.astype(np.float32) / 255.0)[None, None] for x in (ir, vis)]
+    with torch.inference_mode():
+        y = fixed_rule(*t)[0, 0].numpy()
+    return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
 
 
 @dataclass
@@ -55,19 +59,20 @@ class ValSet:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metric -> mean
 
     def baseline_means(self) -> dict[str, dict[str, float]]:
-        """Pixel-max / pixel-mean means over the set (computed on first use, then kept)."""
+        """Pixel-max / pixel-mean / fixed-rule means over the set (computed on first use, then kept)."""
         if not self.baselines:
             rows: dict[str, list[dict[str, float]]] = {b: [] for b in BASELINES}
             for _, ir, vis in self.pairs:
                 a, b = ir.astype(np.float64), vis.astype(np.float64)
-                rows["pixel-max"].append(six_metrics(a, b, np.maximum(a, b)))
-                rows["pixel-mean"].append(six_metrics(a, b, np.floor((a + b) / 2.0 + 0.5)))
+                rows["pixel-max"].append(ten_metrics(a, b, np.maximum(a, b)))
+                rows["pixel-mean"].append(ten_metrics(a, b, np.floor((a + b) / 2.0 + 0.5)))
+                rows["fixed-rule"].append(ten_metrics(a, b, fixed_rule_u8(ir, vis)))
             self.baselines = {k: _mean(v) for k, v in rows.items()}
         return self.baselines
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {m: float(np.mean([r[m] for r in rows])) for m in SIX}
+    return {m: float(np.mean([r[m] for r in rows])) for m in TEN}
 
 
 def load_val_set(
@@ -120,20 +125,25 @@ def simulate_light(vs: ValSet, kind: str) -> ValSet:
     return ValSet(f"{vs.name}/{kind}", [(pid, lut[ir], vis) for pid, ir, vis in vs.pairs])
 
 
+def _signed_log_ratio(m: str, model: float, ref: float) -> float:
+    if m in LOWER_BETTER:
+        v = math.log((0.01 + ref) / (0.01 + max(model, 0.0)))
+    else:
+        v = math.log(max(model, 1e-9) / max(ref, 1e-9))
+    return max(-1.0, min(1.0, v))
+
+
 def set_result(model_means: dict[str, float], base: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Comparison of the model's means with the baselines' on one set."""
-    mx, mn = base["pixel-max"], base["pixel-mean"]
-    ranks = []
-    for m in SIX:
-        vals = sorted([model_means[m], mx[m], mn[m]], reverse=True)
-        ranks.append(1 + vals.index(model_means[m]))
-    logs = [math.log(max(model_means[m], 1e-9) / max(mx[m], 1e-9)) for m in SIX]
+    """Comparison of the model's means with the references' on one set (ten metrics, Nabf lower is better)."""
+    mx, mn, rule = base["pixel-max"], base["pixel-mean"], base["fixed-rule"]
+    ranks = [1 + sum(better(m, ref[m], model_means[m]) for ref in (mx, mn, rule)) for m in TEN]
     return {
-        **{m: model_means[m] for m in SIX},
-        "above_max": sum(model_means[m] > mx[m] for m in SIX),
-        "below_mean": [m for m in SIX if model_means[m] < mn[m]],
+        **{m: model_means[m] for m in TEN},
+        "above_max": sum(better(m, model_means[m], mx[m]) for m in TEN),
+        "above_rule": sum(better(m, model_means[m], rule[m]) for m in TEN),
+        "below_mean": [m for m in FLOOR if model_means[m] < mn[m]],
         "rank": float(np.mean(ranks)),
-        "score": float(np.mean(logs)),
+        "ratio": float(np.mean([_signed_log_ratio(m, model_means[m], mx[m]) for m in TEN])),
     }
 
 
@@ -150,20 +160,29 @@ def validate(model: Any, sets: list[ValSet]) -> dict[str, Any]:
             rows = []
             for _, ir, vis in vs.pairs:
                 fused, _ = fuse_arrays(model, ir, vis)
-                rows.append(six_metrics(ir, vis, fused))
+                rows.append(ten_metrics(ir, vis, fused))
             per_set[vs.name] = set_result(_mean(rows), vs.baseline_means())
     finally:
         model.train(was_training)
-    score = float(np.mean([r["score"] for r in per_set.values()])) if per_set else 0.0
-    return {"score": score, "sets": per_set}
+    return {"score": combined_score(per_set), "sets": per_set}
+
+
+def combined_score(per_set: dict[str, dict[str, Any]]) -> float:
+    """Minus the mean rank over sets, plus 0.01 x the mean log-ratio tie-break (higher is better)."""
+    if not per_set:
+        return 0.0
+    rank = float(np.mean([r["rank"] for r in per_set.values()]))
+    ratio = float(np.mean([r["ratio"] for r in per_set.values()]))
+    return -rank + 0.01 * ratio
 
 
 def format_result(result: dict[str, Any]) -> list[str]:
-    """One line per set: six means, metrics above pixel-max, metrics below pixel-mean, rank, score."""
+    """One line per set: ten means, metrics better than pixel-max / the fixed rule, below pixel-mean, rank."""
     lines = []
     for name, r in result["sets"].items():
-        six = " ".join(f"{m} {r[m]:.3f}" for m in SIX)
+        ten = " ".join(f"{m} {r[m]:.3f}" for m in TEN)
         below = ",".join(r["below_mean"]) or "none"
-        lines.append(f"{name}: {six} | >max {r['above_max']}/6, <mean {below}, rank {r['rank']:.2f}, "
-                     f"score {r['score']:+.4f}")  # fmt: skip
+        lines.append(f"{name}: {ten} | >max {r['above_max']}/10, >rule {r['above_rule']}/10, <mean {below}, "
+                     f"rank {r['rank']:.2f} of 4")  # fmt: skip
+    lines.append(f"score {result['score']:+.4f} (= -mean rank + 0.01 x log-ratio tie-break)")
     return lines

@@ -1,11 +1,11 @@
 """Recipe ablation: each row trains on RoadScene's train split for the same step budget, then is scored.
 
-    .venv/bin/python tests/bench/bench_fusion_ablation.py --steps 2000 [--rows old,+light=final] [--threads 2]
-    .venv/bin/python tests/bench/bench_fusion_ablation.py --bases   # the untrained base for a few settings
+    .venv/bin/python tests/bench/bench_fusion_ablation.py --steps 2000 [--rows defaults,ov0] [--threads 2]
 
-Rows are cumulative recipe changes (`ROWS`). Every row is validated on RoadScene's held-out test split as
+Rows are recipe changes against the defaults (`ROWS`; `bench_fusion_screen.py` runs the same rows side by side
+on one device). Every row is validated on RoadScene's held-out test split as
 it is and with simulated low light and daylight (`validate.simulate_light`): that is what the recipe was
-chosen on. TNO (25 pairs, never trained or tuned on) is only reported: six means and the mean rank among the
+chosen on. TNO (25 pairs, never trained or tuned on) is only reported: ten means and the mean rank among the
 published methods of `shared/data/peers/tno_published_metrics.csv` that cover 24-25 pairs plus the baselines.
 Finished rows are kept in --out (a rerun with the same --steps only prints them).
 """
@@ -21,20 +21,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-OLD = {"w_intensity": 1.0, "w_gradient": 20.0, "grad_gain": 1.0, "w_ssim": 1.0, "ssim_luminance": True,
-       "light_aug": 0.0, "base_contrast": 0.0, "base_sigma": 16.0}  # fmt: skip
-CS = {**OLD, "ssim_luminance": False, "w_intensity": 5.0}
+LOSS_KEYS = ("w_intensity", "w_gradient", "grad_gain", "w_overshoot", "w_ssim", "saliency_weight", "ssim_luminance",
+             "light_aug", "detail_scale", "lambda_cls")  # fmt: skip
 ROWS: dict[str, dict] = {
-    "old": OLD,  # the recipe before issue 11
-    "cs+int5": CS,  # SSIM without its luminance factor, intensity weight 1 -> 5
-    "+base0.5": {**CS, "base_contrast": 0.5},  # base = pixel-max with local contrast x1.5 (sigma 16)
-    "+light=final": {**CS, "base_contrast": 0.5, "light_aug": 0.5},  # random day / low-light patches
-    "+int1": {**CS, "base_contrast": 0.5, "light_aug": 0.5, "w_intensity": 1.0},  # looser pull to the base
-    "defaults": {},  # FusionConfig() as shipped (equals "+light=final"); with --train LABELLED: entity path on
+    "defaults": {},  # FusionConfig() as shipped; with --train LABELLED: entity path on
+    "grad10": {"w_gradient": 10.0},  # the gradient-max weight of the first design
+    "ov0": {"w_overshoot": 0.0},  # without the Nabf-aware overshoot penalty
+    "sal0": {"saliency_weight": 0.0},  # SSIM to both sources with plain halves (no IR saliency weighting)
+    "det0": {"detail_scale": 0.0},  # selection only, no detail channel
     "lambda0": {"lambda_cls": 0.0},  # the shipped recipe without the entity task (compare with "defaults")
 }
-
-BASES = [(0.0, 16.0), (0.3, 16.0), (0.5, 8.0), (0.5, 16.0), (0.7, 16.0)]
 
 
 def tno_rank(model, tno_dir: Path, peers_csv: Path, name: str) -> tuple[dict, object]:
@@ -42,17 +38,17 @@ def tno_rank(model, tno_dir: Path, peers_csv: Path, name: str) -> tuple[dict, ob
     import pandas as pd
 
     from entitylabel.fusion.fuse import fuse_arrays
-    from entitylabel.fusion.rank import SIX, load_peers, rank_table
-    from entitylabel.fusion.validate import load_val_set, six_metrics
+    from entitylabel.fusion.rank import TEN, load_peers, rank_table
+    from entitylabel.fusion.validate import load_val_set, ten_metrics
 
     tno = load_val_set(tno_dir, name="tno")
     rows = []
     for pid, ir, vis in tno.pairs:
         fused, _ = fuse_arrays(model, ir, vis)
-        rows.append({"method": name, "pair_id": pid, **six_metrics(ir, vis, fused)})
+        rows.append({"method": name, "pair_id": pid, **ten_metrics(ir, vis, fused)})
     peers = load_peers(peers_csv, min_pairs=24)
     table = rank_table(pd.concat([peers, pd.DataFrame(rows)], ignore_index=True))
-    return {m: float(table.loc[name, m]) for m in (*SIX, "mean_rank")} | {
+    return {m: float(table.loc[name, m]) for m in (*TEN, "mean_rank")} | {
         "place": int(list(table.index).index(name)) + 1, "of": len(table)}, table  # fmt: skip
 
 
@@ -65,7 +61,6 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_fusion_ablation")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row")
-    ap.add_argument("--bases", action="store_true", help="only score the untrained base for a few base settings")
     ap.add_argument("--train", type=Path, help="train on this export folder's train split instead (e.g. with labels)")
     args = ap.parse_args()
 
@@ -75,8 +70,9 @@ def main() -> int:
     from entitylabel.export.stage import run_export
     from entitylabel.fusion.checkpoint import load_model
     from entitylabel.fusion.config import FusionConfig, parse_overrides
+    from entitylabel.fusion.rank import TEN as SIX  # the tables below print all ten
     from entitylabel.fusion.train import train
-    from entitylabel.fusion.validate import LIGHTS, SIX, format_result, load_val_set, simulate_light, validate
+    from entitylabel.fusion.validate import LIGHTS, format_result, load_val_set, simulate_light, validate
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -86,18 +82,6 @@ def main() -> int:
         run_export(args.out / "roadscene-discover", export, config="roadscene", overwrite=True)
     base = load_val_set(export, name="roadscene-test", dataset_config="roadscene", max_pairs=args.val_pairs)
     sets = [base] + [simulate_light(base, k) for k in LIGHTS]
-    if args.bases:  # the model's starting point alone (no training): picks base_contrast / base_sigma
-        from entitylabel.fusion.model import EntityFusionNet
-
-        print("untrained base on RoadScene test x lightings; kept: best score with every metric >= 0.9 x pixel-max")
-        for amount, sigma in BASES:
-            res = validate(EntityFusionNet(FusionConfig(base_contrast=amount, base_sigma=sigma)), sets)
-            worst = min(r[m] / b[m] for s in sets for r, b in [(res["sets"][s.name], s.baselines["pixel-max"])]
-                        for m in SIX)  # fmt: skip
-            print(f"base_contrast {amount} base_sigma {sigma}: score {res['score']:+.4f}, worst metric / pixel-max "
-                  f"{worst:.3f}")  # fmt: skip
-            print("\n".join("   " + line for line in format_result(res)), flush=True)
-        return 0
     from entitylabel.fusion.data import open_dataset
 
     train_split = open_dataset(args.train or export, None if args.train else "roadscene")["train"]
@@ -121,7 +105,7 @@ def main() -> int:
         model, _ = load_model(run / "checkpoint")
         val = validate(model, sets)
         tno, _ = tno_rank(model, args.data / "TNO", args.data / "peers" / "tno_published_metrics.csv", "model")
-        recipe = {k: v for k, v in cfg.to_dict().items() if k in OLD or k == "lambda_cls"}
+        recipe = {k: v for k, v in cfg.to_dict().items() if k in LOSS_KEYS}
         results[row] = {"steps": res.step, "train_s": round(wall, 1), "patches_per_s": round(res.patches_per_s, 2),
                         "val": val, "tno": tno, "config": recipe}  # fmt: skip
         done.write_text(json.dumps(results[row], indent=1))
@@ -132,8 +116,8 @@ def main() -> int:
         print("tno: " + " ".join(f"{m} {t[m]:.3f}" for m in SIX) + f" | mean rank {t['mean_rank']:.2f}"
               f" (place {t['place']} of {t['of']})", flush=True)  # fmt: skip
 
-    print(f"\nablation at {args.steps} steps (validation score = mean log(model / pixel-max) over six metrics x 3"
-          " lightings; chosen on this, TNO only reported)")  # fmt: skip
+    print(f"\nablation at {args.steps} steps (validation score = -mean rank among the model, pixel-max, pixel-mean and"
+          " the fixed rule over ten metrics x 3 lightings; chosen on this, TNO only reported)")  # fmt: skip
     head = f"{'row':<28}{'val score':>10}{'RS-test ' + ' '.join(SIX):>48}  {'TNO ' + ' '.join(SIX):>44}{'TNO rank':>10}"
     print(head)
     for row, r in results.items():
