@@ -25,7 +25,15 @@ import torch
 from ..errors import EntityLabelError
 from ..io import atomic_path, ensure_writable_dir
 from . import losses
-from .checkpoint import BEST_DIR, CHECKPOINT_DIR, TrainerState, load_training_state, read_config, save_checkpoint
+from .checkpoint import (
+    BEST_DIR,
+    CHECKPOINT_DIR,
+    TrainerState,
+    load_training_state,
+    read_config,
+    recover_run,
+    save_checkpoint,
+)
 from .config import FusionConfig
 from .data import PairStore, PatchSampler, label_space, open_dataset, pick_split, warn_fusion_only
 from .model import EntityFusionNet, entity_path_enabled
@@ -490,6 +498,7 @@ def train(
     """
     steps = _check_budget(steps, max_minutes, val_points)
     run_dir = ensure_writable_dir(out_dir)
+    recover_run(run_dir)  # a save killed half-way: its checkpoint back in place, its temporary removed
     val_sets = _load_val_sets(val, dataset, dataset_config, val_pairs)
     ds = pick_split(open_dataset(dataset, dataset_config), split)
     if len(ds) == 0:
