@@ -300,6 +300,15 @@ def recover_swap(dst: str | Path) -> bool:
     return True
 
 
+def recover_swaps(folder: str | Path) -> list[Path]:
+    """`recover_swap` for every folder of `folder` that a swap parked as `.<name>.old`; returns those put back."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    olds = [p for p in sorted(root.iterdir()) if p.name.startswith(".") and p.name.endswith(".old") and p.is_dir()]
+    return [dst for dst in (root / p.name[1:-4] for p in olds) if recover_swap(dst)]
+
+
 def temp_dir_beside(final: str | Path) -> Path:
     """A new empty folder named as a temporary of `final` (in its parent), which `clean_stale_temps` removes
     once its owner is dead: for work staged there and moved into place piece by piece."""
