@@ -505,6 +505,7 @@ def train(
         raise EntityLabelError("the dataset has no pairs", path=str(dataset))
     names = label_space(ds)
     store = PairStore(ds, names)  # checks the ir/vis columns first
+    store.check_all()  # a null or broken image, or a bad class index: one line naming the row, before training
     if not names:
         warn_fusion_only("the dataset has no entity label space")
         names = []
