@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_fixtures import synthetic_pairs, write_captions, write_entities
+from export_fixtures import export_inputs
 
 from entitylabel.errors import EntityLabelError
 from entitylabel.export.stage import run_export
@@ -15,15 +15,7 @@ from entitylabel.extract.stage import run_extract
 
 @pytest.fixture
 def two(tmp_path: Path) -> dict:
-    out = {}
-    for name, n in (("a", 4), ("b", 3)):
-        pairs = synthetic_pairs(tmp_path / f"src_{name}", tmp_path / name, name, n)
-        out[name] = {
-            "pairs": pairs,
-            "captions": write_captions(pairs, tmp_path / name / "captions"),
-            "entities": write_entities(pairs, tmp_path / name / "entities"),
-        }
-    return out
+    return export_inputs(tmp_path, {"a": 4, "b": 3})
 
 
 @pytest.mark.parametrize("which", ["captions", "entities"])

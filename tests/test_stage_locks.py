@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from export_fixtures import synthetic_pairs, write_captions, write_entities
+from export_fixtures import export_inputs, write_entities
 
 import entitylabel.caption.external as external_mod
 import entitylabel.export.stage as export_stage
@@ -66,15 +66,7 @@ def _race(monkeypatch, module, attr: str, first, second, *, wait_for: str) -> di
 
 @pytest.fixture
 def two_datasets(tmp_path: Path) -> dict:
-    out = {}
-    for name, n in (("a", 5), ("b", 4)):
-        pairs = synthetic_pairs(tmp_path / f"src_{name}", tmp_path / name, name, n)
-        out[name] = {
-            "pairs": pairs,
-            "captions": write_captions(pairs, tmp_path / name / "captions"),
-            "entities": write_entities(pairs, tmp_path / name / "entities"),
-        }
-    return out
+    return export_inputs(tmp_path, {"a": 5, "b": 4})
 
 
 def test_concurrent_exports_into_a_new_release_folder_both_land(two_datasets: dict, tmp_path: Path, monkeypatch):
