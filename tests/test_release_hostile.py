@@ -159,3 +159,16 @@ def test_a_data_file_without_rows_is_skipped_with_a_warning(release, tmp_path: P
         assert train(folder, tmp_path / "r", tiny_config(), steps=1).step == 1
     with pytest.warns(UserWarning, match="skipped 1 data file"):
         assert len(fuse(release[1], folder, tmp_path / "f").written) == 6
+
+
+# --- item 2 for releases: a config swap killed between its two renames ------------------------------------------
+def test_a_config_parked_by_a_killed_swap_is_read_and_put_back_by_the_next_export(release, tmp_path: Path) -> None:
+    folder = _copy(release, tmp_path)
+    (folder / "data" / "a").rename(folder / "data" / ".a.old")  # the state between io.swap_dir's two renames
+    assert download(folder, quiet=True).configs["a"].splits == {"train": 6}  # readers find the parked copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert train(folder, tmp_path / "r", tiny_config(), steps=1).step == 1
+    pairs = synthetic_pairs(tmp_path / "src_b", tmp_path / "b", "b", 2, size=(40, 32))
+    run_export(pairs, folder, "b", entities=write_entities(pairs, tmp_path / "b" / "ent"))  # the next writer
+    assert sorted(p.name for p in (folder / "data").iterdir()) == ["a", "b"]

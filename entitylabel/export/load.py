@@ -9,6 +9,7 @@ from typing import Any
 
 from ..datapaths import is_inside_path
 from ..errors import EntityLabelError
+from ..io import swapped_old
 from . import layout
 
 
@@ -122,9 +123,20 @@ def config_data_files(folder: Path, config: str | None) -> tuple[str, dict[str, 
     files = {}
     for split, patterns in configs[config].items():
         files[split] = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+        if not files[split]:  # an export killed between its two renames parked the config (io.swap_dir)
+            files[split] = sorted({p for pat in patterns for p in folder.glob(_parked(pat)) if p.is_file()})
         if not files[split]:
             raise EntityLabelError(f"config {config} split {split}: no data files match {patterns}", path=folder)
     return config, files
+
+
+def _parked(pattern: str) -> str:
+    """`data/<config>/…` as `data/.<config>.old/…`: where `io.swap_dir` leaves a config it was replacing when killed
+    between its two renames (the next export into the folder puts it back)."""
+    parts = pattern.split("/")
+    if len(parts) < 3 or parts[0] != layout.DATA:
+        return pattern
+    return "/".join([parts[0], swapped_old(parts[1]).name, *parts[2:]])
 
 
 @dataclass
