@@ -110,10 +110,14 @@ def config_data_files(folder: Path, config: str | None) -> tuple[str, dict[str, 
         names = list(configs)
     else:
         data = folder / layout.DATA
-        names = sorted(p.name for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
+        dirs = [p for p in sorted(data.iterdir()) if p.is_dir()] if data.is_dir() else []
+        names = [p.name for p in dirs if not p.name.startswith(".")]  # not temporaries or parked copies
+        parked = [p.name[1:-4] for p in dirs if p.name.startswith(".") and p.name.endswith(".old") and len(p.name) > 5]
+        names = sorted({*names, *parked})
         configs = {n: {} for n in names}
         for n in names:
-            for f in sorted((data / n).glob("*.parquet")):
+            src = data / n if (data / n).is_dir() else data / swapped_old(data / n).name
+            for f in sorted(src.glob("*.parquet")):
                 configs[n].setdefault(f.name.split("-")[0], []).append(f"{layout.DATA}/{n}/{f.name}")
     if config is None:
         if len(names) != 1:
