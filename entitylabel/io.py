@@ -300,13 +300,18 @@ def recover_swap(dst: str | Path) -> bool:
     return True
 
 
+def parked_name(name: str) -> str | None:
+    """`<name>` for a `.<name>.old` entry that `swap_dir` parked, else None."""
+    return name[1:-4] if name.startswith(".") and name.endswith(".old") and len(name) > 5 else None
+
+
 def recover_swaps(folder: str | Path) -> list[Path]:
     """`recover_swap` for every folder of `folder` that a swap parked as `.<name>.old`; returns those put back."""
     root = Path(folder)
     if not root.is_dir():
         return []
-    olds = [p for p in sorted(root.iterdir()) if p.name.startswith(".") and p.name.endswith(".old") and p.is_dir()]
-    return [dst for dst in (root / p.name[1:-4] for p in olds) if recover_swap(dst)]
+    names = [n for p in sorted(root.iterdir()) if p.is_dir() and (n := parked_name(p.name))]
+    return [root / n for n in names if recover_swap(root / n)]
 
 
 def temp_dir_beside(final: str | Path) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..datapaths import is_inside_path
 from ..errors import EntityLabelError
-from ..io import swapped_old
+from ..io import parked_name, swapped_old
 from . import layout
 
 
@@ -112,8 +112,7 @@ def config_data_files(folder: Path, config: str | None) -> tuple[str, dict[str, 
         data = folder / layout.DATA
         dirs = [p for p in sorted(data.iterdir()) if p.is_dir()] if data.is_dir() else []
         names = [p.name for p in dirs if not p.name.startswith(".")]  # not temporaries or parked copies
-        parked = [p.name[1:-4] for p in dirs if p.name.startswith(".") and p.name.endswith(".old") and len(p.name) > 5]
-        names = sorted({*names, *parked})
+        names = sorted({*names, *(n for p in dirs if (n := parked_name(p.name)))})
         configs = {n: {} for n in names}
         for n in names:
             src = data / n if (data / n).is_dir() else data / swapped_old(data / n).name
