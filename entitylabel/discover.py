@@ -34,7 +34,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import __version__
 from .errors import EntityLabelError
-from .images import HIGH_BIT_MODES, IMAGE_EXTENSIONS
+from .images import HIGH_BIT_MODES, IMAGE_EXTENSIONS, exif_orientation, upright_size
 from .io import atomic_write_json, ensure_writable_dir, sha256_bytes, write_parquet
 from .pairs import NO_SPLIT, PAIRS_SCHEMA, PROBLEMS_SCHEMA, ROOT_KEY, make_pair_id, safe_name
 
@@ -62,6 +62,7 @@ SEVERITY = {
     "too_large": "error",
     "ir_16bit": "warning",
     "large_image": "warning",
+    "exif_rotated": "warning",
 }
 
 
@@ -90,6 +91,7 @@ class ImageInfo:
     problem: str | None = None  # problem kind when the file is unusable
     message: str = ""
     large: bool = False  # over Pillow's decompression-bomb warning limit (still decodable)
+    orientation: int = 1  # EXIF orientation; width/height are after it is applied (images.py: one rule)
 
 
 @dataclass
@@ -326,7 +328,8 @@ def probe_image(path: Path) -> ImageInfo:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             large = Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS
-            return ImageInfo(path, mode=im.mode, width=im.width, height=im.height, sha256=digest, large=large)
+            (w, h), turn = upright_size(im), exif_orientation(im)
+            return ImageInfo(path, mode=im.mode, width=w, height=h, sha256=digest, large=large, orientation=turn)
     except UnidentifiedImageError:
         return ImageInfo(path, sha256=digest, problem="corrupt", message="not a decodable image")
     except Image.DecompressionBombError as e:  # over twice Pillow's limit: it refuses to decode
@@ -578,6 +581,15 @@ def _warn_kept_pair(ir: ImageInfo, vis: ImageInfo, pair_id: str, problems: _Prob
                 f"image is {i.width}x{i.height} = {i.width * i.height} pixels, over Pillow's "
                 f"decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}; pair kept, later stages decode it in "
                 "full (slow, memory-heavy)",
+                pair_id,
+            )
+    for i in (ir, vis):
+        if i.orientation != 1:
+            problems.add(
+                i.path,
+                "exif_rotated",
+                f"EXIF orientation {i.orientation}: every stage reads it turned upright, as datasets' image "
+                f"decoder does ({i.width}x{i.height}); check that it is aligned with its pair that way",
                 pair_id,
             )
     if ir.mode in HIGH_BIT_MODES:

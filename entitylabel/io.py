@@ -262,16 +262,56 @@ def read_parquet_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"pandas"}
 
 
+def swapped_old(dst: str | Path) -> Path:
+    """Where `swap_dir` parks the previous `dst` while it renames the new one in: `.<name>.old` beside it."""
+    dst = Path(dst)
+    return dst.with_name(f".{dst.name}.old")
+
+
 def swap_dir(src: str | Path, dst: str | Path) -> None:
-    """Move the finished folder `src` onto `dst`; an existing `dst` is removed only once the new one is in place."""
+    """Move the finished folder `src` onto `dst`; an existing `dst` is removed only once the new one is in place.
+
+    Two renames (`dst` -> `.dst.old`, `src` -> `dst`): a kill between them leaves no `dst` but a complete
+    `.dst.old`, so at every instant one of the two holds a whole folder. Readers fall back to `swapped_old(dst)`
+    and writers call `recover_swap` before they start; the killed writer's `src` is a temporary of a dead process,
+    which `clean_stale_temps` removes.
+    """
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    old = dst.with_name(f".{dst.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
+    old = swapped_old(dst)
+    recover_swap(dst)  # a swap killed half-way before this one: its `.old` is the only copy of `dst`
     if dst.exists():
         os.replace(dst, old)
     os.replace(src, dst)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_swap(dst: str | Path) -> bool:
+    """Undo a `swap_dir` killed between its two renames: put `.dst.old` back when `dst` is missing (True), and
+    drop a leftover `.dst.old` when `dst` is in place. For writers of `dst` (one at a time), not for readers."""
+    dst = Path(dst)
+    old = swapped_old(dst)
+    if not old.is_dir() or old.is_symlink():
+        return False
+    if dst.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        return False
+    os.replace(old, dst)
+    return True
+
+
+def parked_name(name: str) -> str | None:
+    """`<name>` for a `.<name>.old` entry that `swap_dir` parked, else None."""
+    return name[1:-4] if name.startswith(".") and name.endswith(".old") and len(name) > 5 else None
+
+
+def recover_swaps(folder: str | Path) -> list[Path]:
+    """`recover_swap` for every folder of `folder` that a swap parked as `.<name>.old`; returns those put back."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    names = [n for p in sorted(root.iterdir()) if p.is_dir() and (n := parked_name(p.name))]
+    return [root / n for n in names if recover_swap(root / n)]
 
 
 def temp_dir_beside(final: str | Path) -> Path:
@@ -287,6 +327,13 @@ def temp_dir_beside(final: str | Path) -> Path:
     return tmp
 
 
+def _plain_modes(folder: Path) -> None:
+    """Give the files of a built folder the modes a plain open() gives (some writers, e.g. safetensors, use 0600)."""
+    for f in folder.rglob("*"):
+        if f.is_file() and not f.is_symlink() and f.stat().st_mode & 0o777 != _FILE_MODE:
+            os.chmod(f, _FILE_MODE)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Build a folder under a temporary name beside `path`, then swap it into place.
@@ -299,6 +346,7 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     tmp = temp_dir_beside(final)
     try:
         yield tmp
+        _plain_modes(tmp)
         swap_dir(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

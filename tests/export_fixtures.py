@@ -200,3 +200,16 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def export_inputs(tmp_path: Path, sizes: dict[str, int]) -> dict:
+    """Per dataset name: `n` synthetic pairs with their manifest, captions and entities (one label space)."""
+    out = {}
+    for name, n in sizes.items():
+        pairs = synthetic_pairs(tmp_path / f"src_{name}", tmp_path / name, name, n)
+        out[name] = {
+            "pairs": pairs,
+            "captions": write_captions(pairs, tmp_path / name / "captions"),
+            "entities": write_entities(pairs, tmp_path / name / "entities"),
+        }
+    return out

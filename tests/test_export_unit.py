@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
-from export_fixtures import LABELS, snapshot, synthetic_pairs, write_captions, write_entities
+from export_fixtures import LABELS, export_inputs, snapshot, write_captions, write_entities
 
 from entitylabel.cli import main
 from entitylabel.errors import EntityLabelError
@@ -23,14 +23,7 @@ from entitylabel.export.writer import plan_shards
 @pytest.fixture
 def inputs(tmp_path: Path) -> dict:
     """Two synthetic datasets (a: 12 pairs, b: 6 pairs) with captions and entities sharing one label space."""
-    out = {}
-    for name, n in (("a", 12), ("b", 6)):
-        pairs = synthetic_pairs(tmp_path / f"src_{name}", tmp_path / name, name, n)
-        out[name] = {
-            "pairs": pairs,
-            "captions": write_captions(pairs, tmp_path / name / "captions"),
-            "entities": write_entities(pairs, tmp_path / name / "entities"),
-        }
+    out = export_inputs(tmp_path, {"a": 12, "b": 6})
     out["tmp"] = tmp_path
     return out
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 from ..errors import EntityLabelError
 from ..io import atomic_write_json, sha256_file, sha256_text, write_parquet
 from ..pairs import PairManifest, safe_name
+from ..pipeline.lock import folder_lock
 from ..tables.captions import json_records
 from .shards import Shard, fingerprint, is_done, plan_shards, remove_stale, write_shard
 
@@ -180,6 +181,24 @@ def import_external(
     source = f"external:{name}"
     rows, problems = _sort_rows(df, key_col, cap_col, _Matcher(manifest), source)
     out.mkdir(parents=True, exist_ok=True)
+    # two imports into one folder at once would mix their shards: the second fails at once, naming the first
+    with folder_lock(out, "caption --external"):
+        return _write_import(manifest, path, out, name, df, rows, problems, shard_size, force, source)
+
+
+def _write_import(
+    manifest: PairManifest,
+    path: Path,
+    out: Path,
+    name: str,
+    df: pd.DataFrame,
+    rows: list[dict[str, Any]],
+    problems: list[dict[str, Any]],
+    shard_size: int,
+    force: bool,
+    source: str,
+) -> ExternalResult:
+    """Write an import's problems, shards and summary (under the folder's lock)."""
     problems_path = out / f"external-{name}.problems.parquet"
     write_parquet(pd.DataFrame(problems, columns=PROBLEM_SCHEMA.names), problems_path, schema=PROBLEM_SCHEMA)
     by_kind = dict(sorted(Counter(p["kind"] for p in problems).items()))

@@ -6,10 +6,14 @@ failed rows (a corrupt or missing image, an out-of-memory error at batch size 1)
 captions exactly those rows again, keeps the others as they are, and rewrites the shard. Each finished
 shard is written atomically with its done marker; wall-clock times go to `caption.log.jsonl`; when every
 shard is done the first process writes `caption.json` (settings and counts, no times).
+A single-process run holds the folder's lock (`pipeline.lock.folder_lock`): a second caption command into the
+same folder fails at once with one line. The processes of one distributed run share the folder by rank, so
+there only the external import (rank 0) is locked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +25,7 @@ import pyarrow.parquet as pq
 from ..errors import EntityLabelError
 from ..io import atomic_write_json, ensure_writable_dir
 from ..pairs import PairManifest, load_pairs
+from ..pipeline.lock import folder_lock
 from .backend import Caption, Captioner, load_captioner
 from .distributed import my_share, rank_world, wait_for_everyone
 from .external import ExternalResult, import_external
@@ -108,23 +113,29 @@ def run_caption(
         raise EntityLabelError("nothing to do: pass --model (a VLM) and/or --external (a caption file)")
     out = ensure_writable_dir(out_dir)
     rank, world = rank_world()
-    result = CaptionResult(out, rank, world)
-    if external is not None and rank == 0:
-        result.external = import_external(pairs, external, out, name=external_name, shard_size=shard_size, force=force)
-    if model is None and captioner is None:
-        return result
+    # one process alone holds the folder; the processes of a distributed run share it by rank
+    with folder_lock(out, "caption") if world == 1 else contextlib.nullcontext():
+        result = CaptionResult(out, rank, world)
+        if external is not None and rank == 0:
+            result.external = import_external(
+                pairs, external, out, name=external_name, shard_size=shard_size, force=force
+            )
+        if model is None and captioner is None:
+            return result
 
-    tasks = prompts_for(resolve_prompts(prompts), modalities)  # fail on a bad prompt before loading a model
-    runlog = RunLog(out / LOG_NAME, rank=rank, world=world)
-    if captioner is None:
-        assert model is not None
-        load = {"revision": revision, "dtype": dtype, "device": device, "trust_remote_code": trust_remote_code}
-        captioner = load_captioner(model, **load, max_new_tokens=max_new_tokens, batch_size=batch_size, on_event=runlog)
-    elif captioner.on_event is None:
-        captioner.on_event = runlog
-    session = _open_session(pairs, captioner, _settings(captioner, tasks, modalities), runlog, result, shard_size)
-    _caption_my_shards(session, pairs, tasks, force, batch_size, decode_workers, progress)
-    return result
+        tasks = prompts_for(resolve_prompts(prompts), modalities)  # fail on a bad prompt before loading a model
+        runlog = RunLog(out / LOG_NAME, rank=rank, world=world)
+        if captioner is None:
+            assert model is not None
+            load = {"revision": revision, "dtype": dtype, "device": device, "trust_remote_code": trust_remote_code}
+            captioner = load_captioner(
+                model, **load, max_new_tokens=max_new_tokens, batch_size=batch_size, on_event=runlog
+            )
+        elif captioner.on_event is None:
+            captioner.on_event = runlog
+        session = _open_session(pairs, captioner, _settings(captioner, tasks, modalities), runlog, result, shard_size)
+        _caption_my_shards(session, pairs, tasks, force, batch_size, decode_workers, progress)
+        return result
 
 
 def _open_session(

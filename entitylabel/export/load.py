@@ -9,6 +9,7 @@ from typing import Any
 
 from ..datapaths import is_inside_path
 from ..errors import EntityLabelError
+from ..io import parked_name, swapped_old
 from . import layout
 
 
@@ -42,8 +43,31 @@ def _is_local(repo_or_path: str | Path) -> bool:
     return Path(repo_or_path).exists() or str(repo_or_path).startswith((".", "/", "~"))
 
 
+def _card_data_files(entry: dict[str, Any], where: str, card: Path) -> dict[str, list[str]]:
+    """split -> patterns of one `configs` entry; the hub's forms: a path, a list of paths (split `train`), or a
+    list of `{split, path}` entries whose path is a string or a list of strings."""
+    files = entry.get("data_files")
+    if isinstance(files, str) or (isinstance(files, list) and files and all(isinstance(f, str) for f in files)):
+        return {"train": [files] if isinstance(files, str) else list(files)}
+    if isinstance(files, dict):
+        files = [files]
+    if not isinstance(files, list) or not files:
+        raise EntityLabelError(f"{where}: data_files must be a path or a list of {{split, path}} entries", path=card)
+    out: dict[str, list[str]] = {}
+    for k, f in enumerate(files):
+        if not isinstance(f, dict) or not isinstance(f.get("split"), str) or not f["split"]:
+            raise EntityLabelError(f"{where}: data_files entry {k} has no split name", path=card)
+        path = f.get("path")
+        paths = [path] if isinstance(path, str) else path
+        if not isinstance(paths, list) or not paths or not all(isinstance(x, str) and x for x in paths):
+            raise EntityLabelError(f"{where}: data_files entry {k} (split {f['split']}) has no path", path=card)
+        out.setdefault(f["split"], []).extend(paths)
+    return out
+
+
 def _card_configs(folder: Path) -> dict[str, dict[str, list[str]]]:
-    """config -> split -> data file patterns, from the card's YAML header."""
+    """config -> split -> data file patterns, from the card's YAML header (a downloaded card is checked: any
+    malformed entry is one line naming the card and the entry)."""
     from huggingface_hub import DatasetCard
 
     card = folder / layout.CARD
@@ -53,15 +77,18 @@ def _card_configs(folder: Path) -> dict[str, dict[str, list[str]]]:
         data = DatasetCard.load(card).data.to_dict()
     except Exception as e:  # YAML errors and the like
         raise EntityLabelError(f"unreadable dataset card ({e})", path=card) from None
-    configs = {}
-    for entry in data.get("configs") or []:
-        files = entry.get("data_files") or []
-        files = [{"split": "train", "path": files}] if isinstance(files, str | dict) else files
-        configs[entry["config_name"]] = {
-            f["split"]: [f["path"]] if isinstance(f["path"], str) else list(f["path"])
-            for f in files
-            if isinstance(f, dict)
-        }
+    entries = data.get("configs") or []
+    if not isinstance(entries, list):
+        raise EntityLabelError(f"configs must be a list of entries, got a {type(entries).__name__}", path=card)
+    configs: dict[str, dict[str, list[str]]] = {}
+    for k, entry in enumerate(entries):
+        name = entry.get("config_name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            got = "no config_name" if name is None else f"config_name {name!r} is not a name"
+            raise EntityLabelError(f"configs entry {k}: {got}", path=card)
+        if name in configs:
+            raise EntityLabelError(f"configs entry {k}: config {name!r} is listed twice", path=card)
+        configs[name] = _card_data_files(entry, f"config {name}", card)
     for name, splits in configs.items():  # a downloaded card must not make us read files beside the folder
         for split, patterns in splits.items():
             for pat in patterns:
@@ -73,6 +100,101 @@ def _card_configs(folder: Path) -> dict[str, dict[str, list[str]]]:
     if not configs:
         raise EntityLabelError("the dataset card lists no configs", path=card)
     return configs
+
+
+def config_data_files(folder: Path, config: str | None) -> tuple[str, dict[str, list[Path]]]:
+    """(config, split -> data files) of a local release: from its card, or `data/<config>/<split>-*.parquet` in a
+    folder without one (e.g. built by a test). `config` may be left out when there is only one."""
+    if (folder / layout.CARD).is_file():
+        configs = _card_configs(folder)
+        names = list(configs)
+    else:
+        data = folder / layout.DATA
+        dirs = [p for p in sorted(data.iterdir()) if p.is_dir()] if data.is_dir() else []
+        names = [p.name for p in dirs if not p.name.startswith(".")]  # not temporaries or parked copies
+        names = sorted({*names, *(n for p in dirs if (n := parked_name(p.name)))})
+        configs = {n: {} for n in names}
+        for n in names:
+            src = data / n if (data / n).is_dir() else data / swapped_old(data / n).name
+            for f in sorted(src.glob("*.parquet")):
+                configs[n].setdefault(f.name.split("-")[0], []).append(f"{layout.DATA}/{n}/{f.name}")
+    if config is None:
+        if len(names) != 1:
+            raise EntityLabelError(f"{len(names)} configs here ({', '.join(names)}); pass --config", path=folder)
+        config = names[0]
+    _pick(names, config, str(folder))
+    files = {}
+    for split, patterns in configs[config].items():
+        files[split] = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+        if not files[split]:  # an export killed between its two renames parked the config (io.swap_dir)
+            files[split] = sorted({p for pat in patterns for p in folder.glob(_parked(pat)) if p.is_file()})
+        if not files[split]:
+            raise EntityLabelError(f"config {config} split {split}: no data files match {patterns}", path=folder)
+    return config, files
+
+
+def _parked(pattern: str) -> str:
+    """`data/<config>/…` as `data/.<config>.old/…`: where `io.swap_dir` leaves a config it was replacing when killed
+    between its two renames (the next export into the folder puts it back)."""
+    parts = pattern.split("/")
+    if len(parts) < 3 or parts[0] != layout.DATA:
+        return pattern
+    return "/".join([parts[0], swapped_old(parts[1]).name, *parts[2:]])
+
+
+@dataclass
+class DataFile:
+    """One checked data file of a release: its rows, label names and per-label pair counts."""
+
+    path: Path
+    num_rows: int
+    names: list[str]
+    label_counts: dict[str, int]
+
+
+def bad_entity_index(rows: Any, n_names: int) -> tuple[int, Any] | None:
+    """(row, value) of the first entity class index outside 0..n_names-1 in an `entities` column, else None.
+
+    A released dataset is data from elsewhere: -1 would silently read as the last name, 99 as nothing."""
+    for r, row in enumerate(rows):
+        for i in row or []:
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < n_names:
+                return r, i
+    return None
+
+
+def entity_index_error(value: Any, n_names: int, where: str, path: Any) -> EntityLabelError:
+    return EntityLabelError(
+        f"{where}: entity class index {value!r} is outside 0..{n_names - 1} (the label space has {n_names} names)",
+        path=path,
+        hint="the release is damaged; re-export or re-download it",
+    )
+
+
+def check_data_file(path: Path) -> DataFile:
+    """Open one Parquet data file of a release and check its entity class indexes; one line naming the file (and
+    the row) when it is not Parquet or an index is out of range."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Features
+
+    try:
+        pf = pq.ParquetFile(path)
+        feats = Features.from_arrow_schema(pf.schema_arrow)
+        rows = pf.read(columns=["entities"]).column("entities").to_pylist() if "entities" in feats else []
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EntityLabelError(f"not a readable Parquet data file ({first})", path=path) from None
+    names = list(getattr(feats["entities"].feature, "names", []) or []) if "entities" in feats else []
+    bad = bad_entity_index(rows, len(names)) if names else None
+    if bad is not None:
+        raise entity_index_error(bad[1], len(names), f"row {bad[0]}", path)
+    counts: dict[str, int] = {}
+    for row in rows:
+        for i in set(row or []):
+            label = names[i] if names else str(i)
+            counts[label] = counts.get(label, 0) + 1
+    return DataFile(Path(path), pf.metadata.num_rows, names, counts)
 
 
 def _pick(configs: list[str], config: str | None, where: str) -> list[str]:
@@ -112,29 +234,18 @@ def _fetch(repo_or_path: str | Path, config: str | None, revision: str | None) -
 
 def summarize(folder: Path, config: str | None = None, source: str | None = None) -> DatasetSummary:
     """Configs, splits, pair counts and label frequencies, read from Parquet metadata and the labels column."""
-    import pyarrow.parquet as pq
-    from datasets import Features
-
     configs = _card_configs(folder)
     summary = DatasetSummary(source=source or str(folder), folder=folder)
     for name in _pick(list(configs), config, str(folder)):
         splits, counts, names = {}, {}, []
-        for split, patterns in configs[name].items():
-            files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
-            if not files:
-                raise EntityLabelError(f"config {name} split {split}: no data files match {patterns}", path=folder)
+        for split, files in config_data_files(folder, name)[1].items():
             splits[split], counts[split] = 0, {}
             for f in files:
-                pf = pq.ParquetFile(f)
-                splits[split] += pf.metadata.num_rows
-                feats = Features.from_arrow_schema(pf.schema_arrow)
-                if "entities" not in feats:
-                    continue
-                names = list(getattr(feats["entities"].feature, "names", []) or [])
-                for row in pf.read(columns=["entities"]).column("entities").to_pylist():
-                    for i in set(row or []):
-                        label = names[i] if isinstance(i, int) and i < len(names) else str(i)
-                        counts[split][label] = counts[split].get(label, 0) + 1
+                info = check_data_file(f)
+                splits[split] += info.num_rows
+                names = info.names or names
+                for label, n in info.label_counts.items():
+                    counts[split][label] = counts[split].get(label, 0) + n
         summary.configs[name] = ConfigSummary(name, splits, names, counts)
     return summary
 

@@ -21,8 +21,18 @@ from datasets import Features
 from .. import __version__
 from ..datapaths import check_manifest
 from ..errors import EntityLabelError
-from ..io import atomic_dir, atomic_write_text, dumps_json, swap_dir, temp_dir_beside, write_parquet
+from ..io import (
+    atomic_dir,
+    atomic_write_text,
+    clean_stale_temps,
+    dumps_json,
+    recover_swaps,
+    swap_dir,
+    temp_dir_beside,
+    write_parquet,
+)
 from ..pairs import PAIRS_SCHEMA, PairManifest, load_pairs
+from ..pipeline.lock import folder_lock
 from . import layout
 from .annotated import AnnotatedLabels, annotated_labels
 from .card import render_card
@@ -323,11 +333,16 @@ def run_export(
     caps = read_captions(captions) if captions is not None else None
     annotated = _annotated(annotations, entities, manifest, annotation_vocab)
     ents = annotated.inputs if annotated is not None else read_entities(entities) if entities is not None else None
-    infos = _configs_already_there(out, config, overwrite, list(ents.label_space) if ents else [])
+    _check_shared_ids(manifest, caps, captions, ents, entities)
     kw = dict(caption_prompt=caption_prompt, test_fraction=test_fraction, shard_bytes=shard_bytes, progress=progress,
               annotated=annotated)  # fmt: skip
     job = _ConfigJob(config, manifest, caps, ents, repo_id, kw)
-    info = _export_into_new_folder(out, job) if not out.exists() else _export_beside_others(out, job, infos)
+    # exports into one release folder take turns (a new folder would otherwise be created twice, one config lost);
+    # what is already there, and its label space, is read under the lock
+    with folder_lock(out, "export", wait=True):
+        _recover_release(out)
+        infos = _configs_already_there(out, config, overwrite, list(ents.label_space) if ents else [])
+        info = _export_into_new_folder(out, job) if not out.exists() else _export_beside_others(out, job, infos)
     labelled = set(ents.labels) if ents else set()
     captioned = set(caps["pair_id"][caps["error"].isna()]) if caps is not None else set()
     return ExportResult(
@@ -361,6 +376,38 @@ def _annotated(
             hint=f"{len(ann.problems)} problem row(s), e.g. {first}",
         )
     return annotated_labels(ann)
+
+
+def _check_shared_ids(
+    manifest: PairManifest,
+    caps: pd.DataFrame | None,
+    captions: str | Path | None,
+    ents: EntityInputs | None,
+    entities: str | Path | None,
+) -> None:
+    """Captions or labels of none of the manifest's pairs are the wrong inputs, not a dataset without text."""
+    ids = set(manifest.df["pair_id"])
+    for what, have, path in (
+        ("caption", set(caps["pair_id"]) if caps is not None else set(), captions),
+        ("label", set(ents.labels) if ents is not None else set(), entities),
+    ):
+        if have and not have & ids:
+            raise EntityLabelError(
+                f"no {what} row belongs to a pair of the manifest ({len(have)} pair ids, none of its "
+                f"{len(ids)}; e.g. {sorted(have)[0]!r})",
+                path=path,
+                hint="pass the captions / entities made from this --pairs manifest",
+            )
+
+
+def _recover_release(out: Path) -> None:
+    """Under the release lock: remove dead exports' staging folders and put back a config folder whose swap was
+    killed between its two renames (io.swap_dir)."""
+    if not out.is_dir():
+        return
+    clean_stale_temps(out)
+    for parent in (out / layout.DATA, out / layout.TABLES):
+        recover_swaps(parent)
 
 
 def _exported_manifest(pairs: str | Path, root: str | Path | None) -> PairManifest:

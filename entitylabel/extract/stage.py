@@ -20,6 +20,7 @@ from typing import Any
 
 from ..annotations import Annotations
 from ..errors import EntityLabelError
+from ..pipeline.lock import folder_lock
 from ..tables import layout
 from .audit import audit_labels, audit_lines
 from .confidence import describe, estimate, load_model
@@ -233,45 +234,54 @@ def run_extract(
     ann = _load_annotations(annotations, manifest, voc)
     files = caption_files(captions)
     parser = Parser(voc, spacy_model, keep_hedged, batch_size, nlp=nlp)
-    settings |= {
-        "spacy_model": f"{parser.nlp.meta.get('name', '?')}-{parser.nlp.meta.get('version', '?')}",
-        "vocab": {"name": voc.name, "version": voc.version, "sha256": voc.sha256},
-        "captions": [f.name for f in files],
-        "pairs_manifest": pairs is not None,
-    }
-    rejects, counts = RejectLog(), collections.Counter()
-    known = set(manifest_ids) if manifest_ids is not None else None
-    batches = _usable(captions, batch_size, known, rejects, counts, progress)
-    init_args = (voc, spacy_model, keep_hedged, batch_size)
-    table = _votes(parse_stream(batches, parser, n_process, init_args), rejects, settings)
-    items = table.items()
-    confidence = [round(float(c), 6) for c in estimate(items, table)]
-    dec = decide(table, items, confidence, voc, rejects, **{k: settings[k] for k in _THRESHOLDS})
-    all_pairs = manifest_ids if manifest_ids is not None else sorted(table.captions)
-    reliability = model_reliability(items, table)
-    report = _report(settings, counts, table, dec, rejects, reliability, len(all_pairs))
-    wall = time.perf_counter() - t0
-    order = {e: i for i, e in enumerate(voc.entities)}
-    labels = labels_table(table, dec, order, all_pairs)
-    tables = {
-        layout.ENTITIES_FILE: entities_table(table, dec),
-        layout.LABELS_FILE: labels,
-        layout.MENTIONS_FILE: mentions_table(table, dec),
-    }
-    if ann is not None:
-        ids, ents = labels["pair_id"].to_pylist(), labels["entities"].to_pylist()
-        predicted = {p: list(es or []) for p, es in zip(ids, ents, strict=True)}
-        report["audit"] = audit_labels(predicted, ann, set(table.captions), dec.names)
-    jsons = {
-        layout.LABEL_SPACE_FILE: _label_space(voc, dec, len(all_pairs), min_pairs),
-        layout.EXTRACT_INFO_FILE: report,
-    }
-    target = write_outputs(out_dir, tables, rejects, jsons, _log(wall, counts["captions"], n_process, batch_size))
-    return ExtractResult(
-        target, counts["captions"], table.counts["parsed"], counts["bad_caption"], counts["unknown_pair"],
-        len(all_pairs), sum(dec.accepted), dec.names, dec.dropped, rejects.by_reason(), "calibrated",
-        reliability[0], wall, report.get("audit"),
-    )  # fmt: skip
+    # a second extract into the same folder fails at once, naming the first (pipeline.lock)
+    with folder_lock(Path(out_dir) / layout.ENTITIES_DIR, "extract"):
+        settings |= {
+            "spacy_model": f"{parser.nlp.meta.get('name', '?')}-{parser.nlp.meta.get('version', '?')}",
+            "vocab": {"name": voc.name, "version": voc.version, "sha256": voc.sha256},
+            "captions": [f.name for f in files],
+            "pairs_manifest": pairs is not None,
+        }
+        rejects, counts = RejectLog(), collections.Counter()
+        known = set(manifest_ids) if manifest_ids is not None else None
+        batches = _usable(captions, batch_size, known, rejects, counts, progress)
+        init_args = (voc, spacy_model, keep_hedged, batch_size)
+        table = _votes(parse_stream(batches, parser, n_process, init_args), rejects, settings)
+        if counts["captions"] and counts["unknown_pair"] == counts["captions"]:  # the wrong captions, not "no text"
+            raise EntityLabelError(
+                f"no caption row belongs to a pair of the manifest ({counts['captions']} rows, none of its "
+                f"{len(known or ())} pairs); nothing written",
+                path=captions,
+                hint="pass the captions made from this --pairs manifest",
+            )
+        items = table.items()
+        confidence = [round(float(c), 6) for c in estimate(items, table)]
+        dec = decide(table, items, confidence, voc, rejects, **{k: settings[k] for k in _THRESHOLDS})
+        all_pairs = manifest_ids if manifest_ids is not None else sorted(table.captions)
+        reliability = model_reliability(items, table)
+        report = _report(settings, counts, table, dec, rejects, reliability, len(all_pairs))
+        wall = time.perf_counter() - t0
+        order = {e: i for i, e in enumerate(voc.entities)}
+        labels = labels_table(table, dec, order, all_pairs)
+        tables = {
+            layout.ENTITIES_FILE: entities_table(table, dec),
+            layout.LABELS_FILE: labels,
+            layout.MENTIONS_FILE: mentions_table(table, dec),
+        }
+        if ann is not None:
+            ids, ents = labels["pair_id"].to_pylist(), labels["entities"].to_pylist()
+            predicted = {p: list(es or []) for p, es in zip(ids, ents, strict=True)}
+            report["audit"] = audit_labels(predicted, ann, set(table.captions), dec.names)
+        jsons = {
+            layout.LABEL_SPACE_FILE: _label_space(voc, dec, len(all_pairs), min_pairs),
+            layout.EXTRACT_INFO_FILE: report,
+        }
+        target = write_outputs(out_dir, tables, rejects, jsons, _log(wall, counts["captions"], n_process, batch_size))
+        return ExtractResult(
+            target, counts["captions"], table.counts["parsed"], counts["bad_caption"], counts["unknown_pair"],
+            len(all_pairs), sum(dec.accepted), dec.names, dec.dropped, rejects.by_reason(), "calibrated",
+            reliability[0], wall, report.get("audit"),
+        )  # fmt: skip
 
 
 _THRESHOLDS = ("min_support", "min_confidence", "min_pairs")

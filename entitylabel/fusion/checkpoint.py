@@ -6,7 +6,9 @@ A checkpoint folder (`RUN_DIR/checkpoint/`) holds
   with the label space and every hyper-parameter (`FusionConfig`);
 - for resuming only: `optimizer.safetensors` + `optimizer.json` (AdamW moments / param groups) and
   `trainer_state.json` (step, elapsed seconds, loss history).
-The folder is built under a temporary name and swapped in, so a crash never leaves a half checkpoint.
+The folder is built under a temporary name and swapped in (`io.swap_dir`), so a crash never leaves a half
+checkpoint; a kill between the swap's two renames leaves the previous one as `.checkpoint.old`, which readers
+fall back to and `recover_run` (called by `train` before it resumes) puts back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..errors import EntityLabelError
-from ..io import atomic_dir, dumps_json
+from ..io import atomic_dir, clean_stale_temps, dumps_json, recover_swap, swapped_old
 from .config import FORMAT_VERSION, FusionConfig, check_format_version
 from .model import EntityFusionNet
 
@@ -53,7 +55,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     p = Path(path)
     if p.is_file() and p.name in (MODEL_FILE, CONFIG_FILE):
         p = p.parent
-    for cand in (p, p / BEST_DIR, p / CHECKPOINT_DIR, p / f".{CHECKPOINT_DIR}.old"):
+    # a swap killed between its renames leaves the previous folder as `.<name>.old` (see io.swap_dir)
+    cands = (p, swapped_old(p), p / BEST_DIR, swapped_old(p / BEST_DIR), p / CHECKPOINT_DIR,
+             swapped_old(p / CHECKPOINT_DIR))  # fmt: skip
+    for cand in cands:
         if (cand / MODEL_FILE).is_file() and (cand / CONFIG_FILE).is_file():
             return cand
     if not p.exists():
@@ -61,6 +66,14 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise EntityLabelError(
         f"no {MODEL_FILE} + {CONFIG_FILE} here or in {CHECKPOINT_DIR}/", path=p, hint="pass a training run folder"
     )
+
+
+def recover_run(run_dir: Path) -> None:
+    """Before a run folder is trained into: remove dead writers' temporaries (a killed save leaves a full-size
+    one) and put back a checkpoint whose swap was killed half-way, so resuming finds it."""
+    clean_stale_temps(run_dir)
+    for folder in (CHECKPOINT_DIR, BEST_DIR):
+        recover_swap(run_dir / folder)
 
 
 def read_config(ckpt_dir: Path) -> tuple[FusionConfig, dict[str, Any]]:

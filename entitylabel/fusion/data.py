@@ -2,10 +2,18 @@
 
 The network sees the infrared image as gray and the visible image's luminance Y (ITU-R 601 YCbCr, as PIL
 and JPEG use); colour output is the fused Y recombined with the visible Cb/Cr (`to_color`).
+
+A released dataset is data from elsewhere. `open_dataset` checks a local release's data files before use (one
+line naming the file, and the row, for a file that is not Parquet or an entity class index outside the label
+space: `export.load.check_data_file`, the check `download` makes) and skips data files without rows (with a
+warning); each row keeps where it came from (`ORIGIN_FILE`, `ORIGIN_ROW`). Images are decoded here, not by
+`datasets` (`raw_images`), so a null or undecodable image is one `EntityLabelError` naming its file and row:
+`fuse` reports that pair and fuses the rest, `train` checks every pair before training (`PairStore.check_all`).
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import EntityLabelError
-from ..images import to_8bit
+from ..images import load_image, to_8bit
 from .config import FusionConfig
 
 
@@ -53,22 +61,54 @@ def check_same_size(ir: np.ndarray, vis: np.ndarray, pair_id: str) -> None:
 
 
 # --- datasets ---------------------------------------------------------------------------------------
-def _parquet_folder(folder: Path, config: str | None) -> Any:
-    """A `data/<config>/<split>-*.parquet` folder without a dataset card (e.g. built by a test)."""
+ORIGIN_FILE = "_entitylabel_file"  # columns added to a local release's rows: data file (relative) and row in it
+ORIGIN_ROW = "_entitylabel_row"
+
+
+def _local_release(folder: Path, config: str | None) -> Any:
+    """A local release (with a card, or a bare `data/<config>/<split>-*.parquet` folder), its files checked."""
     import datasets
 
-    data = folder / "data"
-    configs = sorted(p.name for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
-    if config is None:
-        if len(configs) != 1:
-            raise EntityLabelError(f"{len(configs)} configs here ({', '.join(configs)}); pass --config", path=folder)
-        config = configs[0]
-    if config not in configs:
-        raise EntityLabelError(f"config {config!r} not found (configs: {', '.join(configs)})", path=folder)
-    files: dict[str, list[str]] = {}
-    for f in sorted((data / config).glob("*.parquet")):
-        files.setdefault(f.name.split("-")[0], []).append(str(f))
-    return datasets.load_dataset("parquet", data_files=files)
+    from ..export.load import check_data_file, config_data_files
+
+    config, split_files = config_data_files(folder, config)
+    data_files: dict[str, list[str]] = {}
+    origins: dict[str, tuple[list[str], list[int]]] = {}
+    empty = []
+    for split, files in split_files.items():
+        kept = []
+        for f in files:
+            info = check_data_file(f)  # not Parquet, or a class index outside the label space: one line
+            (kept if info.num_rows else empty).append(info)
+        if kept:
+            data_files[split] = [str(i.path) for i in kept]
+            rel = [i.path.relative_to(folder).as_posix() for i in kept]
+            origins[split] = (
+                [r for r, i in zip(rel, kept, strict=True) for _ in range(i.num_rows)],
+                [k for i in kept for k in range(i.num_rows)],
+            )
+    if empty:  # datasets cannot read a Parquet file without rows; it holds no pair either
+        names = ", ".join(i.path.relative_to(folder).as_posix() for i in empty)
+        warnings.warn(f"{folder}: skipped {len(empty)} data file(s) without rows ({names})", stacklevel=3)
+    if not data_files:
+        raise EntityLabelError(f"config {config} has no rows in any data file", path=folder)
+    ds = datasets.load_dataset("parquet", data_files=data_files)
+    for split, (files, rows) in origins.items():
+        ds[split] = ds[split].add_column(ORIGIN_FILE, files).add_column(ORIGIN_ROW, rows)
+    return ds
+
+
+def _check_entity_indexes(ds: Any, source: str) -> None:
+    """A hub dataset's entity class indexes (a local one's files are checked before loading)."""
+    from ..export.load import bad_entity_index, entity_index_error
+
+    parts = {"": ds} if hasattr(ds, "features") else dict(ds)
+    for split, part in parts.items():
+        names = label_space(part)
+        if names:
+            bad = bad_entity_index(part.select_columns(["entities"])["entities"], len(names))
+            if bad is not None:
+                raise entity_index_error(bad[1], len(names), f"split {split} row {bad[0]}", source)
 
 
 def open_dataset(source: Any, config: str | None = None) -> Any:
@@ -76,11 +116,51 @@ def open_dataset(source: Any, config: str | None = None) -> Any:
     if hasattr(source, "features") or hasattr(source, "keys"):  # a Dataset / DatasetDict (or look-alike)
         return source
     path = Path(str(source)).expanduser()
-    if path.is_dir() and not (path / "README.md").is_file() and (path / "data").is_dir():
-        return _parquet_folder(path, config)
+    if path.is_dir() and ((path / "README.md").is_file() or (path / "data").is_dir()):
+        return _local_release(path, config)
     from ..export.load import load
 
-    return load(source, config)
+    ds = load(source, config)
+    _check_entity_indexes(ds, str(source))
+    return ds
+
+
+def raw_images(ds: Any) -> Any:
+    """`ds` with its `ir` / `vis` image columns left undecoded (`{"bytes", "path"}`), so that a broken image is
+    an error naming its row (see `decode_image`), not a traceback from inside `datasets`."""
+    import datasets
+
+    if hasattr(ds, "keys") and not hasattr(ds, "features"):
+        return datasets.DatasetDict({k: raw_images(v) for k, v in ds.items()})
+    for col in ("ir", "vis"):
+        feat = getattr(ds, "features", {}).get(col)
+        if isinstance(feat, datasets.Image) and feat.decode and hasattr(ds, "cast_column"):
+            ds = ds.cast_column(col, datasets.Image(decode=False))
+    return ds
+
+
+def row_origin(row: dict[str, Any], index: int) -> str:
+    """Where a row came from, for messages: `data/<config>/<file> row R (pair P)` or `row I (pair P)`."""
+    pid = row.get("pair_id")
+    at = f"{row[ORIGIN_FILE]} row {row[ORIGIN_ROW]}" if row.get(ORIGIN_FILE) is not None else f"row {index}"
+    return f"{at} (pair {pid})" if pid is not None else at
+
+
+def decode_image(value: Any, what: str, where: str) -> Image.Image:
+    """A row's image: already decoded, or `{"bytes", "path"}` decoded here (upright, as datasets.Image does)."""
+    if isinstance(value, Image.Image):
+        return value
+    data = value.get("bytes") if isinstance(value, dict) else None
+    path = value.get("path") if isinstance(value, dict) else None
+    if data is None and not path:
+        raise EntityLabelError(f"{where}: no {what} image (null)", hint="the release is damaged; re-export it")
+    try:
+        return load_image(io.BytesIO(data) if data is not None else path)
+    except UnidentifiedImageError:
+        raise EntityLabelError(f"{where}: {what} image cannot be decoded (not an image format)") from None
+    except Exception as e:  # PIL raises many types for broken data
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EntityLabelError(f"{where}: {what} image cannot be decoded ({first})") from None
 
 
 def pick_split(ds: Any, split: str = "train") -> Any:
@@ -120,7 +200,7 @@ class PairStore:
         for col in ("ir", "vis"):
             if col not in ds.features:
                 raise EntityLabelError(f"dataset has no {col!r} column (columns: {', '.join(ds.features)})")
-        self.ds = ds
+        self.ds = raw_images(ds)
         self.labels = labels
         self.has_labels = bool(labels) and "entities" in ds.features
         self.cache: dict[int, PairData] = {}
@@ -133,20 +213,34 @@ class PairStore:
     def get(self, i: int) -> PairData:
         if i in self.cache:
             return self.cache[i]
-        row = self.ds[int(i)]
-        pid = str(row.get("pair_id", i))
-        ir = ir_gray(row["ir"])
-        vis, _ = vis_ycbcr(row["vis"])
-        check_same_size(ir, vis, pid)
+        item = self._decode(int(i))
+        if self.cache_bytes + item.ir.nbytes * 2 <= self.cache_limit:
+            self.cache[i] = item
+            self.cache_bytes += item.ir.nbytes * 2
+        return item
+
+    def _decode(self, i: int) -> PairData:
+        row = self.ds[i]
+        where = row_origin(row, i)
+        ir = ir_gray(decode_image(row["ir"], "IR", where))
+        vis, _ = vis_ycbcr(decode_image(row["vis"], "VIS", where))
+        check_same_size(ir, vis, where)
         target = np.zeros(len(self.labels), dtype=np.float32)
         if self.has_labels:
             for k in row["entities"] or []:
-                target[self.labels.index(k) if isinstance(k, str) else int(k)] = 1.0
-        item = PairData(ir, vis, target)
-        if self.cache_bytes + ir.nbytes * 2 <= self.cache_limit:
-            self.cache[i] = item
-            self.cache_bytes += ir.nbytes * 2
-        return item
+                if isinstance(k, str) and k in self.labels:
+                    k = self.labels.index(k)
+                if not isinstance(k, int) or not 0 <= k < len(self.labels):
+                    raise EntityLabelError(f"{where}: entity class index {k!r} is outside 0..{len(self.labels) - 1}")
+                target[k] = 1.0
+        return PairData(ir, vis, target)
+
+    def check_all(self) -> None:
+        """Decode every pair once (not kept): a null or broken image, IR/VIS sizes that differ or a bad class
+        index is one error naming the row, before any training time is spent."""
+        for i in range(len(self.ds)):
+            if i not in self.cache:
+                self._decode(i)
 
     def any_labels(self) -> bool:
         """Whether at least one pair carries an entity label (else the entity task cannot train)."""

@@ -23,11 +23,21 @@ from PIL import Image
 
 from ..devices import check_device
 from ..errors import EntityLabelError
-from ..images import IMAGE_EXTENSIONS
+from ..images import IMAGE_EXTENSIONS, load_image
 from ..io import atomic_path, atomic_write_json, ensure_writable_dir, safe_child
 from ..pairs import safe_name
 from .checkpoint import load_model, resolve_checkpoint
-from .data import check_same_size, ir_gray, label_space, open_dataset, to_color, vis_ycbcr
+from .data import (
+    check_same_size,
+    decode_image,
+    ir_gray,
+    label_space,
+    open_dataset,
+    raw_images,
+    row_origin,
+    to_color,
+    vis_ycbcr,
+)
 from .model import EntityFusionNet
 
 COLOR_DIR = "color"
@@ -63,9 +73,7 @@ def _open_pair(ir: Path, vis: Path) -> Callable[[], tuple[Image.Image, Image.Ima
         out = []
         for what, p in (("IR", ir), ("VIS", vis)):
             try:
-                with Image.open(p) as im:
-                    im.load()
-                    out.append(im.copy())
+                out.append(load_image(p))  # upright: the one EXIF rule (images.py)
             except FileNotFoundError:
                 raise EntityLabelError(f"{what} image not found", path=p) from None
             except Exception as e:  # PIL raises many types for broken files
@@ -81,11 +89,13 @@ def _dataset_pairs(ds: Any, names: list[str], split: str | None) -> Iterator[Pai
     parts = {"": ds} if isinstance(ds, datasets.Dataset) else {k: ds[k] for k in sorted(ds) if split in (None, k)}
     for part in parts.values():
         space = label_space(part)
+        part = raw_images(part)  # decoded per pair below: a broken image fails its pair, not the command
         for i in range(len(part)):
 
             def load(part: Any = part, i: int = i) -> tuple[Image.Image, Image.Image]:
                 row = part[i]
-                return row["ir"], row["vis"]
+                where = row_origin(row, i)
+                return decode_image(row["ir"], "IR", where), decode_image(row["vis"], "VIS", where)
 
             pid = str(part[i]["pair_id"]) if "pair_id" in part.features else f"{i:06d}"
             labels = None

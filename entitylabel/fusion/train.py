@@ -26,7 +26,15 @@ from ..errors import EntityLabelError
 from ..io import atomic_path, ensure_writable_dir
 from ..settings import TrainSettings, check_values
 from . import losses
-from .checkpoint import BEST_DIR, CHECKPOINT_DIR, TrainerState, load_training_state, read_config, save_checkpoint
+from .checkpoint import (
+    BEST_DIR,
+    CHECKPOINT_DIR,
+    TrainerState,
+    load_training_state,
+    read_config,
+    recover_run,
+    save_checkpoint,
+)
 from .config import FusionConfig
 from .data import PairStore, PatchSampler, label_space, open_dataset, pick_split, warn_fusion_only
 from .model import EntityFusionNet, entity_path_enabled
@@ -493,12 +501,14 @@ def train(
     )  # fmt: skip - the CLI's limits (settings.py) for direct callers too
     steps = _default_budget(steps, max_minutes)
     run_dir = ensure_writable_dir(out_dir)
+    recover_run(run_dir)  # a save killed half-way: its checkpoint back in place, its temporary removed
     val_sets = _load_val_sets(val, dataset, dataset_config, val_pairs)
     ds = pick_split(open_dataset(dataset, dataset_config), split)
     if len(ds) == 0:
         raise EntityLabelError("the dataset has no pairs", path=str(dataset))
     names = label_space(ds)
     store = PairStore(ds, names)  # checks the ir/vis columns first
+    store.check_all()  # a null or broken image, or a bad class index: one line naming the row, before training
     if not names:
         warn_fusion_only("the dataset has no entity label space")
         names = []

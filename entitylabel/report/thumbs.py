@@ -11,17 +11,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..images import HIGH_BIT_MODES, to_8bit
+from ..images import HIGH_BIT_MODES, exif_orientation, to_8bit, upright
 
 
 def thumbnail_b64(path: str | Path, size: int = 112, *, gray: bool = False, quality: int = 70) -> str | None:
     """Base64 JPEG of the image shrunk to fit `size` x `size`; None when it cannot be read."""
     try:
         with Image.open(path) as im:
+            turn = exif_orientation(im)  # shown upright, as every stage reads it (images.py)
             if im.mode in HIGH_BIT_MODES:  # stretch 16-bit thermal before shrinking
                 im = to_8bit(im)
             im.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)  # uses JPEG draft mode
-            im = to_8bit(im).convert("L" if gray else "RGB")
+            im = upright(to_8bit(im).convert("L" if gray else "RGB"), turn)
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=quality, optimize=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # missing, truncated, not an image
