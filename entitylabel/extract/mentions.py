@@ -22,7 +22,6 @@ The result per candidate is a `Candidate` with flags and its character span, in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -52,9 +51,8 @@ _ADDED_CUES = frozenset(
 _PADDING_CUES = _GUESS_CUES | _ADDED_CUES
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One noun-phrase head (or multi-word form) in a caption, before filtering."""
+class Candidate(NamedTuple):
+    """One noun-phrase head (or multi-word form) in a caption, before filtering (a tuple: made per noun)."""
 
     phrase: str  # surface text, lowercased ("traffic lights")
     lemma: str  # lemma text, lowercased ("traffic light")

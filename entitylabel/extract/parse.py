@@ -11,7 +11,6 @@ import collections
 import concurrent.futures as cf
 import multiprocessing
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -63,7 +62,7 @@ class Parser:
         out = []
         for c in self.finder.candidates(doc):
             reason = apply_filters(c, self.filters)
-            weak_modifier = reason == "modifier" and apply_filters(replace(c, modifier=False), self.filters) is None
+            weak_modifier = reason == "modifier" and apply_filters(c._replace(modifier=False), self.filters) is None
             out.append(
                 Mention(
                     c.phrase,

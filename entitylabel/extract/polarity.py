@@ -330,8 +330,9 @@ _CUES: dict[int, _Cues] = {}  # per spaCy StringStore
 
 def _scope_tokens(doc, cues: _Cues, lower_ids: list[int], lemma_ids: list[int]) -> list:
     """The tokens that may start a negation or hedge scope, in doc order."""
-    lows, lemma = cues.scope_lowers, cues.is_scope_lemma
-    return [doc[i] for i, (lo, le) in enumerate(zip(lower_ids, lemma_ids, strict=True)) if lo in lows or lemma(le)]
+    lows = cues.scope_lowers
+    lemmas = {h for h in set(lemma_ids) if cues.is_scope_lemma(h)}
+    return [doc[i] for i, (lo, le) in enumerate(zip(lower_ids, lemma_ids, strict=True)) if lo in lows or le in lemmas]
 
 
 def polarity_scopes(doc, lower_ids=None, lemma_ids=None) -> tuple[set[int], set[int]]:
