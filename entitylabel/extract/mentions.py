@@ -22,11 +22,10 @@ The result per candidate is a `Candidate` with flags and its character span, in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from spacy.attrs import DEP, LOWER, POS, SENT_START
+from spacy.attrs import DEP, HEAD, IS_ALPHA, LEMMA, LOWER, POS, SENT_START, TAG
 from spacy.matcher import PhraseMatcher
 from spacy.util import filter_spans
 
@@ -52,9 +51,8 @@ _ADDED_CUES = frozenset(
 _PADDING_CUES = _GUESS_CUES | _ADDED_CUES
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One noun-phrase head (or multi-word form) in a caption, before filtering."""
+class Candidate(NamedTuple):
+    """One noun-phrase head (or multi-word form) in a caption, before filtering (a tuple: made per noun)."""
 
     phrase: str  # surface text, lowercased ("traffic lights")
     lemma: str  # lemma text, lowercased ("traffic light")
@@ -73,7 +71,11 @@ class Candidate:
 
 
 class MentionFinder:
-    """Finds `Candidate`s in spaCy Docs for one vocabulary (build once per process, reuse per doc)."""
+    """Finds `Candidate`s in spaCy Docs for one vocabulary (build once per process, reuse per doc).
+
+    Per doc, the token attributes are read once as integer columns (`Doc.to_array`) and the rules below test
+    ids, not strings: creating a spaCy Token object per token was most of the time this step took. Strings
+    are looked up per distinct (LOWER, LEMMA) id pair and cached with their vocabulary entity."""
 
     def __init__(self, nlp, vocab: Vocabulary) -> None:
         self.vocab = vocab
@@ -84,11 +86,11 @@ class MentionFinder:
         self._add(nlp, _ENTITY, vocab.multiword_forms + list(self.compounds))
         self._add(nlp, _META, vocab.multiword_meta)
         self._cache: dict[tuple[str, str], tuple[str | None, bool]] = {}
-        strings = nlp.vocab.strings
-        self._noun_pos = np.array([strings.add(p) for p in sorted(_NOUN_POS)], dtype=np.uint64)
-        self._nominal_deps = np.array([strings.add(d) for d in sorted(_MISTAG_DEPS)], dtype=np.uint64)
-        self._cue_ids = np.array([strings.add(w) for w in sorted(_PADDING_CUES)], dtype=np.uint64)
-        self._expl = strings.add("expl")
+        self._strings = nlp.vocab.strings
+        self._ids = _Ids(self._strings)
+        self._lemma_lower: dict[int, str] = {}  # LEMMA id -> lowercase lemma
+        # (LOWER id, LEMMA id) -> (phrase, lemma, entity, meta, noun-only form) of a single token
+        self._token_forms: dict[tuple[int, int], tuple[str, str, str | None, bool, bool]] = {}
 
     def _add(self, nlp, label: str, forms: list[str]) -> None:
         if not forms:
@@ -96,15 +98,6 @@ class MentionFinder:
         self.lower.add(label, [nlp.make_doc(f) for f in forms])
         # Lemma patterns need the tagger + lemmatizer, so the forms go through the pipeline.
         self.lemma.add(label, list(nlp.pipe(forms)))
-
-    def _plain_sentences(self, arr: np.ndarray, sent_of: np.ndarray) -> np.ndarray:
-        """Per sentence: True unless it guesses ("likely", "appears"), adds afterthoughts ("also", "in addition",
-        "several other") or is a bare existential ("there are ..."): the sentences where VLMs pad long
-        descriptions with objects they did not see."""
-        cue = np.isin(arr[:, 0], self._cue_ids) | (arr[:, 2] == self._expl)
-        flagged = np.zeros(int(sent_of[-1]) + 1, dtype=bool)
-        flagged[sent_of[cue]] = True
-        return ~flagged
 
     def _lookup(self, phrase: str, lemma: str) -> tuple[str | None, bool]:
         key = (phrase, lemma)
@@ -120,13 +113,32 @@ class MentionFinder:
             hit = self._cache[key] = (entity, meta)
         return hit
 
+    def _lemma_text(self, h: int) -> str:
+        text = self._lemma_lower.get(h)
+        if text is None:
+            text = self._lemma_lower[h] = self._strings[h].lower()
+        return text
+
+    def _token_form(self, lower: int, lemma: int) -> tuple[str, str, str | None, bool, bool]:
+        key = (lower, lemma)
+        hit = self._token_forms.get(key)
+        if hit is None:
+            phrase, lemma_text = self._strings[lower], self._lemma_text(lemma)
+            entity, meta = self._lookup(phrase, lemma_text)
+            hit = self._token_forms[key] = (phrase, lemma_text, entity, meta, phrase in self.noun_only)
+        return hit
+
     def candidates(self, doc) -> list[Candidate]:
         if not len(doc):
             return []
-        arr = doc.to_array([LOWER, POS, DEP, SENT_START])
-        negated, hedged = polarity_scopes(doc, arr[:, 0])
-        sent_of = np.maximum(np.cumsum(arr[:, 3].astype(np.int64) == 1) - 1, 0)
-        scopes = _Scopes(negated, hedged, sent_of, self._plain_sentences(arr, sent_of))
+        t = _Tokens(doc, self._ids)
+        negated, hedged = polarity_scopes(doc, t.lower, t.lemma)
+        ids = self._ids
+        # sentences that guess ("likely", "appears"), add afterthoughts ("also", "in addition", "several
+        # other") or only assert existence ("there are ..."): where VLMs pad long descriptions with objects
+        # they did not see
+        padded = {s for s, lo, d in zip(t.sent_of, t.lower, t.dep, strict=True) if lo in ids.cues or d == ids.expl}
+        scopes = _Scopes(negated, hedged, padded)
         spans = [doc[s:e] for _, s, e in self.lower(doc)]
         if len(self.lemma):
             spans += [doc[s:e] for _, s, e in self.lemma(doc)]
@@ -134,28 +146,64 @@ class MentionFinder:
         out: list[Candidate] = []
         for span in filter_spans(spans) if spans else []:
             covered.update(range(span.start, span.end))
-            root = span[-1]  # English compounds are head-final: "traffic light" -> light
             phrase = span.text.lower()
-            lemma = " ".join(t.lemma_.lower() for t in span)
+            lemma = " ".join(self._lemma_text(h) for h in t.lemma[span.start : span.end])
             entity, meta = self._lookup(phrase, lemma)
-            out.append(_make(phrase, lemma, entity, meta, root, scopes, span.start_char, span.end_char))
-        # Only tokens that may be nominal become Token objects (creating them is the costly part).
-        maybe = np.nonzero(np.isin(arr[:, 1], self._noun_pos) | np.isin(arr[:, 2], self._nominal_deps))[0]
-        for i in maybe.tolist():
-            if i in covered:
+            # English compounds are head-final: "traffic light" -> light
+            out.append(_make(phrase, lemma, entity, meta, span.end - 1, t, scopes, span.start_char, span.end_char))
+        noun_pos, maybe_deps = ids.noun_pos, ids.maybe_deps
+        for i, (pos, dep) in enumerate(zip(t.pos, t.dep, strict=True)):
+            if (pos not in noun_pos and dep not in maybe_deps) or i in covered:
+                continue
+            phrase, lemma, entity, meta, noun_only = self._token_form(t.lower[i], t.lemma[i])
+            noun = pos in noun_pos and (t.alpha[i] or "-" in phrase)
+            if not noun and (entity is None or not _is_mistagged_noun(i, t, noun_only)):
                 continue
             tok = doc[i]
-            noun = _is_noun(tok)
-            if not noun and not _is_mistagged_noun(tok, self.noun_only):
-                continue
-            phrase = tok.lower_
-            lemma = tok.lemma_.lower()
-            entity, meta = self._lookup(phrase, lemma)
-            if not noun and entity is None:
-                continue
-            out.append(_make(phrase, lemma, entity, meta, tok, scopes, tok.idx, tok.idx + len(tok)))
+            out.append(_make(phrase, lemma, entity, meta, i, t, scopes, tok.idx, tok.idx + len(tok)))
         out.sort(key=lambda c: c.start)  # text order, so the first mention of an entity comes first
         return out
+
+
+class _Ids:
+    """spaCy string ids of the tags, dependency labels and words the rules test (per StringStore)."""
+
+    def __init__(self, strings) -> None:
+        def ids(words) -> frozenset[int]:
+            return frozenset(strings.add(w) for w in words)
+
+        self.noun_pos = ids(_NOUN_POS)
+        self.mistag_pos = ids(("VERB", "ADJ", "X"))
+        self.adj = strings.add("ADJ")
+        self.nominal_deps = ids(_NOMINAL_DEPS)
+        self.maybe_deps = ids(_MISTAG_DEPS)
+        self.modifier_deps = ids(_MODIFIER_DEPS)
+        self.amod_conj = ids(("amod", "conj"))
+        self.plural_tags = ids(("NNS", "NNPS"))
+        self.cues = ids(_PADDING_CUES)
+        self.expl, self.pobj, self.conj, self.amod, self.nummod = (
+            strings.add(d) for d in ("expl", "pobj", "conj", "amod", "nummod")
+        )
+
+
+class _Tokens:
+    """One doc's token attributes as lists of ids (index = token index), and what the rules derive from them."""
+
+    __slots__ = ("ids", "lower", "pos", "dep", "tag", "lemma", "alpha", "head", "sent_of", "counted")
+
+    def __init__(self, doc, ids: _Ids) -> None:
+        self.ids = ids
+        arr = doc.to_array(_ATTRS)
+        self.lower, self.pos, self.dep, self.tag, self.lemma, self.alpha = (arr[:, k].tolist() for k in range(6))
+        # HEAD is stored as a signed offset in an unsigned column
+        self.head = (arr[:, 6].astype(np.int64) + np.arange(len(arr))).tolist()
+        # sentence index per token: sentence starts up to and including it, less one (the first token's)
+        self.sent_of = np.maximum(np.cumsum(arr[:, 7].astype(np.int64) == 1) - 1, 0).tolist()
+        # tokens with a number among their children ("two dogs")
+        self.counted = {h for h, d in zip(self.head, self.dep, strict=True) if d == ids.nummod}
+
+
+_ATTRS = [LOWER, POS, DEP, TAG, LEMMA, IS_ALPHA, HEAD, SENT_START]
 
 
 class _Scopes(NamedTuple):
@@ -163,53 +211,44 @@ class _Scopes(NamedTuple):
 
     negated: set[int]  # token indices (polarity.py)
     hedged: set[int]
-    sent_of: np.ndarray  # token -> sentence index
-    plain: np.ndarray  # sentence -> stated plainly (MentionFinder._plain_sentences)
+    padded: set[int]  # sentence indices of padding sentences: no mention in them is stated plainly
 
 
-def _make(phrase, lemma, entity, meta, head, scopes: _Scopes, start, end) -> Candidate:
-    sentence = int(scopes.sent_of[head.i])
+def _make(phrase, lemma, entity, meta, i: int, t: _Tokens, scopes: _Scopes, start, end) -> Candidate:
+    """The candidate whose head is token `i`."""
+    ids = t.ids
+    sentence = t.sent_of[i]
+    dep, head = t.dep[i], t.head[i]
     return Candidate(
         phrase=phrase,
         lemma=lemma,
         entity=entity,
         meta=meta,
-        modifier=_is_modifier(head),
-        negated=head.i in scopes.negated,
-        hedged=head.i in scopes.hedged,
+        # modifies a noun to its right ("car" in "car headlights")
+        modifier=dep in ids.modifier_deps and head > i and t.pos[head] in ids.noun_pos,
+        negated=i in scopes.negated,
+        hedged=i in scopes.hedged,
         sentence=sentence,
-        token=head.i,
+        token=i,
         start=start,
         end=end,
-        plural=_is_plural(head),
-        core=head.dep_ != "pobj",
-        plain=bool(scopes.plain[sentence]) and head.dep_ != "conj",
+        plural=t.tag[i] in ids.plural_tags or i in t.counted,
+        core=dep != ids.pobj,
+        plain=sentence not in scopes.padded and dep != ids.conj,
     )
 
 
-def _is_plural(tok) -> bool:
-    return tok.tag_ in ("NNS", "NNPS") or any(c.dep_ == "nummod" for c in tok.children)
-
-
-def _is_noun(tok) -> bool:
-    return tok.pos_ in _NOUN_POS and (tok.is_alpha or "-" in tok.text)
-
-
-def _is_mistagged_noun(tok, noun_only: frozenset[str] = frozenset()) -> bool:
+def _is_mistagged_noun(i: int, t: _Tokens, noun_only: bool) -> bool:
     """A word the tagger called a verb/adjective where the parse says noun: "holding skis" (dobj), "a knife
     and fork" (conj of a noun), "a surfboard riding" (amod of a non-noun); or an "adjective" that WordNet
-    knows only as a noun ("a skateboard trick", "a red and yellow surfboard"). Only vocabulary forms count."""
-    if tok.pos_ not in ("VERB", "ADJ", "X") or not tok.is_alpha:
+    knows only as a noun (`noun_only`: "a skateboard trick", "a red and yellow surfboard"). Only vocabulary
+    forms count (the caller checks)."""
+    ids, pos, dep = t.ids, t.pos[i], t.dep[i]
+    if pos not in ids.mistag_pos or not t.alpha[i]:
         return False
-    if tok.pos_ == "ADJ" and tok.lower_ in noun_only and tok.dep_ in ("amod", "conj"):
+    if pos == ids.adj and noun_only and dep in ids.amod_conj:
         return True
-    dep = tok.dep_
-    if dep in _NOMINAL_DEPS:
+    if dep in ids.nominal_deps:
         return True
-    head_pos = tok.head.pos_
-    return (dep == "conj" and head_pos in _NOUN_POS) or (dep == "amod" and head_pos not in _NOUN_POS)
-
-
-def _is_modifier(tok) -> bool:
-    head = tok.head
-    return tok.dep_ in _MODIFIER_DEPS and head.i > tok.i and head.pos_ in _NOUN_POS
+    head_pos = t.pos[t.head[i]]
+    return (dep == ids.conj and head_pos in ids.noun_pos) or (dep == ids.amod and head_pos not in ids.noun_pos)

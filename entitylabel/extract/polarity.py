@@ -121,6 +121,14 @@ _CUE_LOWERS = (
 )
 
 
+# Only tokens whose lowercase form or lowercase lemma is one of these can start a scope (every branch of
+# negation_scope / hedge_scope tests one of them): the scopes visit those tokens, not the whole doc.
+_SCOPE_LOWERS = (
+    frozenset({"no", "neither", "nor"}) | NEG_WORDS | ABSENCE_PREPS | ABSENCE_HEADS | HEDGE_MODALS | HEDGE_ADVS
+)
+_SCOPE_LEMMAS = ABSENCE_VERBS | ABSENCE_HEADS | SEEM_VERBS | LIKE_VERBS | HEDGE_ADJS
+
+
 def has_cue(lowers: Iterable[str]) -> bool:
     """Cheap pre-check: does any token look like a negation or hedge cue?"""
     return not _CUE_LOWERS.isdisjoint(lowers)
@@ -208,14 +216,15 @@ def _presupposes(noun) -> bool:
     return any(c.lower_ in ("other", "additional", "further", "more") for c in noun.children if c.i < noun.i)
 
 
-def negation_scope(doc) -> set[int]:
-    """Indices of tokens whose presence the text denies."""
+def negation_scope(doc, tokens: Iterable | None = None) -> set[int]:
+    """Indices of tokens whose presence the text denies. `tokens`: the doc's tokens that may start a scope
+    (`_scope_tokens`), when the caller has them; every token otherwise."""
     neg: set[int] = set()
 
     def add(toks: Iterable) -> None:
         neg.update(t.i for t in toks)
 
-    for tok in doc:
+    for tok in doc if tokens is None else tokens:
         low = tok.lower_
         lemma = tok.lemma_.lower()
         if low == "no" and tok.dep_ in ("det", "neg", "amod", "advmod", "quantmod"):
@@ -260,14 +269,14 @@ def negation_scope(doc) -> set[int]:
     return neg
 
 
-def hedge_scope(doc) -> set[int]:
-    """Indices of tokens the text only guesses at."""
+def hedge_scope(doc, tokens: Iterable | None = None) -> set[int]:
+    """Indices of tokens the text only guesses at (`tokens` as in `negation_scope`)."""
     hedged: set[int] = set()
 
     def add(toks: Iterable) -> None:
         hedged.update(t.i for t in toks)
 
-    for tok in doc:
+    for tok in doc if tokens is None else tokens:
         low = tok.lower_
         lemma = tok.lemma_.lower()
         if lemma in SEEM_VERBS and tok.pos_ in ("VERB", "AUX"):
@@ -299,22 +308,52 @@ def hedge_scope(doc) -> set[int]:
     return hedged
 
 
-_CUE_IDS: dict[int, frozenset[int]] = {}  # per spaCy StringStore: hashes of the cue words
+class _Cues:
+    """Per spaCy StringStore: hashes of the cue words, and which lemma hashes are scope lemmas (cached per
+    lemma, as the same lemmas recur in every caption)."""
+
+    def __init__(self, strings) -> None:
+        self.strings = strings
+        self.lowers = frozenset(strings.add(w) for w in _CUE_LOWERS)
+        self.scope_lowers = frozenset(strings.add(w) for w in _SCOPE_LOWERS)
+        self.scope_lemma: dict[int, bool] = {}
+
+    def is_scope_lemma(self, h: int) -> bool:
+        hit = self.scope_lemma.get(h)
+        if hit is None:
+            hit = self.scope_lemma[h] = self.strings[h].lower() in _SCOPE_LEMMAS
+        return hit
 
 
-def polarity_scopes(doc, lower_ids=None) -> tuple[set[int], set[int]]:
+_CUES: dict[int, _Cues] = {}  # per spaCy StringStore
+
+
+def _scope_tokens(doc, cues: _Cues, lower_ids: list[int], lemma_ids: list[int]) -> list:
+    """The tokens that may start a negation or hedge scope, in doc order."""
+    lows = cues.scope_lowers
+    lemmas = {h for h in set(lemma_ids) if cues.is_scope_lemma(h)}
+    return [doc[i] for i, (lo, le) in enumerate(zip(lower_ids, lemma_ids, strict=True)) if lo in lows or le in lemmas]
+
+
+def polarity_scopes(doc, lower_ids=None, lemma_ids=None) -> tuple[set[int], set[int]]:
     """(negated token indices, hedged token indices); both empty when the text has no cue word.
 
-    `lower_ids`: the doc's LOWER attribute array when the caller has it (saves creating Token objects).
+    `lower_ids` / `lemma_ids`: the doc's LOWER / LEMMA attribute arrays (or lists) when the caller has them:
+    they save creating a Token object per token; with both, the scopes visit only the tokens that may start one.
     """
     if lower_ids is None:
         if not has_cue(t.lower_ for t in doc):
             return set(), set()
-    else:
-        strings = doc.vocab.strings
-        cues = _CUE_IDS.get(id(strings))
-        if cues is None:
-            cues = _CUE_IDS[id(strings)] = frozenset(strings.add(w) for w in _CUE_LOWERS)
-        if cues.isdisjoint(lower_ids.tolist()):
-            return set(), set()
-    return negation_scope(doc), hedge_scope(doc)
+        return negation_scope(doc), hedge_scope(doc)
+    strings = doc.vocab.strings
+    cues = _CUES.get(id(strings))
+    if cues is None or cues.strings is not strings:
+        cues = _CUES[id(strings)] = _Cues(strings)
+    lower_ids = lower_ids.tolist() if hasattr(lower_ids, "tolist") else lower_ids
+    if cues.lowers.isdisjoint(lower_ids):
+        return set(), set()
+    if lemma_ids is None:
+        return negation_scope(doc), hedge_scope(doc)
+    lemma_ids = lemma_ids.tolist() if hasattr(lemma_ids, "tolist") else lemma_ids
+    tokens = _scope_tokens(doc, cues, lower_ids, lemma_ids)
+    return negation_scope(doc, tokens), hedge_scope(doc, tokens)

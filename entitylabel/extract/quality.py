@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 
@@ -71,6 +72,7 @@ def caption_problem(text: str | None) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same tokens recur in every caption
 def _is_junk(token: str) -> bool:
     core = token.strip(".,;:!?\"'()[]")
     if not core:
