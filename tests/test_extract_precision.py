@@ -95,3 +95,20 @@ def test_card_and_review_page_state_the_expected_numbers_escaped():
     # values that are not numbers (a hand-edited extract.json) are left out, never rendered
     assert _expected_quality({"denoise": {**denoise, "estimated_precision": "<script>"}}) == ""
     assert "script" not in "\n".join(_confidence_lines({**denoise, "threshold": "<script>"}, "<script>"))
+
+
+def test_review_page_header_carries_the_expected_numbers_from_extract_json(tmp_path):
+    import re
+
+    from report_run import make_run
+
+    from entitylabel.report import build_report
+
+    run = make_run(tmp_path, n=3)
+    denoise = {"estimated_precision": 0.9, "expected_recall": 0.5, "threshold": 0.61, "target_precision": 0.9}
+    (run / "entities" / "extract.json").write_text(json.dumps({"denoise": denoise}), encoding="utf-8")
+    page = build_report(run).read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)[1])
+    assert data["summary"]["expected"] == (
+        "precision 0.900 · recall 0.500 of what the captions name · confidence >= 0.61 (--target-precision 0.9)"
+    )

@@ -293,7 +293,9 @@ def test_card_states_how_confidences_were_obtained(setup, tmp_path):
     info = {"entities": {"extract": report, "label_space": {}}, "label_space": ["car"], "config": "c"}
     text = "\n".join(_entities_section(info))
     assert "calibrated estimate of P(entity in pair)" in text
-    assert f"confidence >= 0.35. Estimated precision of the released labels at that threshold: {expected:.3f}" in text
+    assert f"confidence >= {MIN_CONFIDENCE:.4g}. Expected precision of the released labels: {expected:.3f}" in text
+    recall = ents[ents.accepted].confidence.sum() / ents.confidence.sum()
+    assert f"expected recall: {recall:.3f}, relative to the objects the captions name" in text
 
 
 def test_a_killed_runs_temporary_folder_is_removed_by_the_next_run(setup, tmp_path):
