@@ -101,7 +101,7 @@ class CaptionSettings:
 @dataclass
 class ExtractSettings:
     min_support: int = setting(1, "sources that must mention an entity for a label", min=1)
-    min_confidence: float = setting(0.4, "calibrated confidence (estimated P(entity in pair)) needed for a label",
+    min_confidence: float = setting(0.45, "calibrated confidence (estimated P(entity in pair)) needed for a label",
                                     min=0.0, max=1.0)  # fmt: skip
     target_precision: float | None = setting(
         None, "pick the threshold whose expected precision (mean calibrated confidence of the labels) is this; "

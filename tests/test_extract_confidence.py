@@ -61,6 +61,28 @@ def test_one_models_captions_are_not_independent_witnesses():
     assert c_many > c_same
 
 
+def test_a_silent_prompt_costs_more_the_more_it_says():
+    """Two prompts of one model, one names the dog: a second prompt that is silent lowers the confidence, a long
+    one that names five other objects more than a terse one that names none; with the silence weights at 0 the
+    second prompt changes nothing (a view is its best caption)."""
+    extra = ["cat", "car", "tree", "bench", "hat"]
+
+    def conf(size, others, m=None):
+        caps = {"p": {"vis:a:m": (2, 20), "vis:b:m": size}}
+        votes = {("p", "dog"): {"vis:a:m": _vote()}}
+        votes |= {("p", e): {"vis:b:m": _vote()} for e in extra[:others]}
+        return estimate([("p", "dog")], vote_table(caps, votes), m)[0]
+
+    m = load_model()
+    alone = estimate([("p", "dog")], vote_table({"p": {"vis:a:m": (2, 20)}}, {("p", "dog"): {"vis:a:m": _vote()}}))[0]
+    terse, long = conf((1, 6), 0), conf((6, 150), 5)
+    assert alone > terse > long
+    free = ConfidenceModel.from_dict({**m.to_dict(), "view_silence": {"loglen": 0.0, "objects": 0.0}})
+    assert conf((6, 150), 5, free) == pytest.approx(alone)
+    clamped = ConfidenceModel.from_dict({**m.to_dict(), "view_silence": {"loglen": -5.0, "objects": -5.0}})
+    assert clamped.view_silence == {"loglen": 0.0, "objects": 0.0}  # a negative weight would reward silence
+
+
 CHANGES = ["add", "strong", "sentence", "plural", "more", "core", "pos", "rank", "noun", "plain"]
 FEATURE_OF = {"strong": "strong", "sentence": "early", "plural": "plural", "more": "mentions", "core": "core",
               "pos": "front", "rank": "rank", "plain": "plain"}  # fmt: skip

@@ -14,9 +14,13 @@ on the other two.
    named as a fraction of the caption (sentences, characters, and among the caption's objects); how often
    (log1p mentions); plus two context terms of any sign: the captions' log length in tokens and how many other
    objects they name (a caption that names twelve objects is less sure of each). Score z = b + w . x with
-   w >= 0 on every evidence feature. A model's raw probability sigmoid(z) of its best view (an entity seen in
-   one modality only is still in the pair) goes through an isotonic map fitted on pooled out-of-source scores
-   (each source scored by a fit on the others), so one model alone gives a calibrated confidence.
+   w >= 0 on every evidence feature. Each caption's raw probability sigmoid(z) goes through an isotonic map
+   fitted on pooled out-of-source scores (each source scored by a fit on the others), so one caption alone
+   gives a calibrated confidence. A view of several captions (several prompts) starts from its best caption's
+   calibrated logit and each of its silent captions lowers it by `view_silence` . (log length, log1p objects
+   it names): a long caption that names many objects but not this one is evidence against it, a terse one
+   hardly is (both weights >= 0, fitted by log loss on POPE's one-model two-prompt settings, even halves, after
+   the map). A model's score is its best view's (an entity seen in one modality only is still in the pair).
 2. With several models, each contributes u = max(z', s) when it votes and s when it captioned the pair but
    is silent, where z' is its calibrated logit and s = c + d * (mean log length of its captions) scores
    silence (a long caption that does not name an object says more than a terse one). Confidence =
@@ -24,7 +28,8 @@ on the other two.
    Models without a caption abstain.
 
 Monotone by construction: more votes, stronger or earlier ones never lower z (w >= 0; the context terms do not
-move with the candidate's own votes), the isotonic map is non-decreasing, and a1 >= 0.
+move with the candidate's own votes), the isotonic map is non-decreasing, a caption that starts voting removes
+its silence penalty (>= 0) and can only raise the view's best, and a1 >= 0.
 The coefficients do not name models: a new VLM is judged by how it writes, not by who it is.
 """
 
@@ -64,6 +69,7 @@ EPS = 1e-4  # calibrated probabilities are kept in [EPS, 1 - EPS] so their logit
 
 
 COMBINE = ("bias", "scale", "log", "models", "loglen")  # cross-model terms (module docstring, level 2)
+SILENCE = ("loglen", "objects")  # what a view's silent caption costs, per unit of each (weights >= 0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class ConfidenceModel:
     combine: dict[str, float]
     fit: dict[str, Any]
     calibration: dict[str, list[float]] = field(default_factory=dict)
+    view_silence: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SILENCE, 0.0))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConfidenceModel:
@@ -101,6 +108,8 @@ class ConfidenceModel:
             combine,
             dict(d.get("fit", {})),
             {"x": xs, "y": ys} if xs else {},
+            # >= 0 whatever the file says: a silent caption never raises the view
+            {k: max(float((d.get("view_silence") or {}).get(k, 0.0)), 0.0) for k in SILENCE},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +121,7 @@ class ConfidenceModel:
             "combine": self.combine,
             "fit": self.fit,
             "calibration": self.calibration,
+            "view_silence": self.view_silence,
         }
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
@@ -141,7 +151,7 @@ class Design:
 
     x: np.ndarray  # voting captions x FEATURES
     caption_view: np.ndarray  # per voting caption: its view
-    view_n: np.ndarray  # per view: how many captions the view has (silent ones included)
+    view_silent: np.ndarray  # per view x SILENCE: summed over its silent captions, log1p(tokens), log1p(objects)
     view_row: np.ndarray  # per view: its (candidate, model) row
     row_item: np.ndarray  # per (candidate, model) row: the candidate
     row_loglen: np.ndarray  # per row: mean log(1 + tokens) of the model's captions of the pair
@@ -190,7 +200,7 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
     """Feature arrays for `items` (see module docstring)."""
     x: list[list[float]] = []
     caption_view: list[int] = []
-    view_n: list[int] = []
+    view_silent: list[list[float]] = []
     view_row: list[int] = []
     row_item: list[int] = []
     row_loglen: list[float] = []
@@ -216,8 +226,11 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
                     continue
                 for s in voting:
                     x.append(_caption_features(voters[s], sizes[s], counts.get(s, 0)))
-                    caption_view.append(len(view_n))
-                view_n.append(len(srcs))
+                    caption_view.append(len(view_silent))
+                silent = [s for s in srcs if s not in voters]
+                view_silent.append(
+                    [sum(math.log1p(sizes[s][1]) for s in silent), sum(math.log1p(counts.get(s, 0)) for s in silent)]
+                )
                 view_row.append(len(row_item))
             srcs = [s for ss in views.values() for s in ss]
             row_item.append(i)
@@ -226,7 +239,7 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
     return Design(
         np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES)),
         np.asarray(caption_view, dtype=np.int64),
-        np.asarray(view_n, dtype=np.float64),
+        np.asarray(view_silent, dtype=np.float64).reshape(-1, len(SILENCE)),
         np.asarray(view_row, dtype=np.int64),
         np.asarray(row_item, dtype=np.int64),
         np.asarray(row_loglen, dtype=np.float64),
@@ -236,20 +249,17 @@ def design(items: list[tuple[str, str]], table: VoteTable) -> Design:
 
 
 def model_logits(d: Design, m: ConfidenceModel) -> np.ndarray:
-    """Per (candidate, model) row: the calibrated logit of the model's best view (-inf when it is silent). A
-    view's probability is the mean over its captions of each caption's calibrated probability, a silent caption
-    counting 0: one of two prompts naming an object is half the evidence of both naming it."""
+    """Per (candidate, model) row: the logit of the model's best view (-inf when it is silent). A view's logit
+    is its best caption's calibrated logit, lowered by each of its silent captions in proportion to how much
+    that caption says (its log length and how many objects it names): a long second prompt that omits an
+    object is evidence against it, a terse one that names two objects hardly is."""
     w = np.array([m.view_weights[f] for f in FEATURES])
-    p = m.calibrate(1.0 / (1.0 + np.exp(-(m.view_bias + d.x @ w))))
-    view_p = np.zeros(len(d.view_n))
-    np.add.at(view_p, d.caption_view, p)
-    view_p /= np.maximum(d.view_n, 1.0)
-    row_p = np.zeros(len(d.row_item))
-    np.maximum.at(row_p, d.view_row, view_p)
+    p = np.clip(m.calibrate(1.0 / (1.0 + np.exp(-(m.view_bias + d.x @ w)))), EPS, 1 - EPS)
+    view_z = np.full(len(d.view_row), -np.inf)
+    np.maximum.at(view_z, d.caption_view, np.log(p / (1 - p)))
+    view_z -= d.view_silent @ np.array([m.view_silence.get(k, 0.0) for k in SILENCE])
     z = np.full(len(d.row_item), -np.inf)
-    voting = row_p > 0
-    q = np.clip(row_p[voting], EPS, 1 - EPS)
-    z[voting] = np.log(q / (1 - q))
+    np.maximum.at(z, d.view_row, view_z)
     return z
 
 
@@ -274,14 +284,15 @@ def scores(d: Design, m: ConfidenceModel) -> np.ndarray:
 def describe(m: ConfidenceModel) -> str:
     """One sentence on how confidences were obtained (extract.json, the dataset card)."""
     return (
-        "calibrated estimate of P(entity in pair): a logistic score of the linguistic evidence of each model's "
-        "captions (share of captions naming it, where it is first named as a fraction of the caption and among "
-        "its objects, plural or counted, subject/object rather than prepositional, stated plainly rather than in "
-        "a list or an afterthought, repeats; the caption's length and how many other objects it names), an "
-        "isotonic calibration fitted on out-of-source scores, combined across models with silence counted "
-        "against; fitted on the even image_id halves of three COCO caption sources (POPE, HALC, less-is-more: "
-        "11 VLMs, greedy and hallucination-reducing decodings) vs the CHAIR gold objects; on each source, a "
-        "model fitted on the other two kept its calibration error <= 0.05"
+        "calibrated estimate of P(entity in pair): a logistic score of the linguistic evidence of each caption "
+        "(named or only a modifier, where it is first named as a fraction of the caption and among its objects, "
+        "plural or counted, subject/object rather than prepositional, stated plainly rather than in a list or an "
+        "afterthought, repeats; the caption's length and how many other objects it names), an isotonic "
+        "calibration fitted on out-of-source scores; a model's several prompts count as its best caption lowered "
+        "by each silent prompt in proportion to how much that prompt says; combined across models with silence "
+        "counted against; fitted on the even image_id halves of three COCO caption sources (POPE, HALC, "
+        "less-is-more: 11 VLMs, greedy and hallucination-reducing decodings) vs the CHAIR gold objects; on each "
+        "source, a model fitted on the other two kept its calibration error <= 0.05"
     )
 
 

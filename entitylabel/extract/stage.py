@@ -41,7 +41,7 @@ LATE_SENTENCE = 4
 LATE_MIN_SENTENCES = 6
 # The default threshold maximises the mean F1 of the five POPE models alone on the tuning half (even
 # image_id); confidences are calibrated probabilities, so it is also the least P(entity) a label may have.
-MIN_CONFIDENCE = 0.4
+MIN_CONFIDENCE = 0.45
 
 
 @dataclass

@@ -18,8 +18,9 @@ precision, recall, F1 at the fold's default threshold; ECE (10 equal-width bins,
 become labels, weighted by count); and what `--target-precision 0.9` gives (the threshold the calibrated
 confidence picks on the set's own candidates: precision/recall measured, expected precision/recall stated).
 
-`--fit` refits the shipped model the same way on the even halves of all three sources (the cross-model terms
-on POPE's multi-model settings, with the view score fixed) and writes entitylabel/extract/confidence_model.json;
+`--fit` refits the shipped model the same way on the even halves of all three sources (with the view score and
+calibration fixed: what a silent prompt costs on POPE's one-model two-prompt settings, then the cross-model terms
+on all of POPE's multi-caption settings) and writes entitylabel/extract/confidence_model.json;
 the odd halves then show the shipped model in-source (a check, not the result). Without `--fit` the shipped
 file is used for that section; the leave-one-source-out folds are always refitted.
 
@@ -30,6 +31,7 @@ gain >= +0.01; `--target-precision 0.9` gives precision 0.87-0.93 (pooled over t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import re
@@ -262,7 +264,7 @@ def fit_view(settings: list[Setting]) -> np.ndarray:
 
 
 def _model(beta, calibration=None, base=None, fit_info=None):
-    from entitylabel.extract.confidence import FEATURES, ConfidenceModel
+    from entitylabel.extract.confidence import FEATURES, SILENCE, ConfidenceModel
 
     base = base or {}
     return ConfidenceModel(
@@ -273,6 +275,7 @@ def _model(beta, calibration=None, base=None, fit_info=None):
         dict(base.get("combine", {"bias": 0.0, "scale": 0.0, "log": 0.0, "models": 0.0, "loglen": 0.0})),
         fit_info or {},
         calibration or {},
+        {k: float((base.get("view_silence") or {}).get(k, 0.0)) for k in SILENCE},
     )
 
 
@@ -325,35 +328,59 @@ def tune_threshold(settings: list[Setting], model) -> float:
 def fit_all(settings: list[Setting], base: dict, fit_info: dict | None = None, multi: list[Setting] = ()):
     """View score, calibration and default threshold on the even halves of `settings`' sources; with `multi`
     (POPE's multi-model settings), the cross-model terms too, and the threshold is tuned on both."""
-    # per-caption evidence from the single-caption sets; a view of several captions averages their calibrated
-    # probabilities (confidence.model_logits), so it needs no terms of its own
+    # per-caption evidence from the single-caption sets; a view of several captions starts from its best
+    # caption and pays for its silent ones (confidence.model_logits): those two weights on one model's prompts
     beta = fit_view(settings)
     model = _model(beta, fit_calibration(settings), base, fit_info)
     if multi:
+        model = fit_silence(model, [s for s in multi if s.design.n_models.max() == 1])
         model = fit_combine(model, list(multi))
     return model, tune_threshold(list(settings) + list(multi), model)
+
+
+def _log_loss(model, settings: list[Setting]) -> float:
+    """Mean over the settings of the log loss of the confidence on their even halves."""
+    from entitylabel.extract.confidence import scores
+
+    total = 0.0
+    for s in settings:
+        sel = s.half["even"]
+        c = np.clip(scores(s.design, model)[sel], 1e-9, 1 - 1e-9)
+        total += -np.mean(s.y[sel] * np.log(c) + (1 - s.y[sel]) * np.log(1 - c))
+    return total / len(settings)
+
+
+def fit_silence(model, one_model: list[Setting]):
+    """What a view's silent caption costs (>= 0 per log token and per log object it names), by log loss on the
+    even half of the one-model settings with several prompts, after the calibration map (so the penalty is
+    fitted on calibrated probabilities, and the result is calibrated by the same loss)."""
+    from scipy.optimize import minimize
+
+    from entitylabel.extract.confidence import SILENCE
+
+    if not one_model:
+        return model
+
+    def with_w(w):
+        return dataclasses.replace(model, view_silence=dict(zip(SILENCE, map(float, w), strict=True)))
+
+    res = minimize(lambda w: _log_loss(with_w(w), one_model), np.full(len(SILENCE), 0.1), method="L-BFGS-B",
+                   bounds=[(0, None)] * len(SILENCE))  # fmt: skip
+    return with_w(res.x)
 
 
 def fit_combine(model, multi: list[Setting]):
     """The cross-model terms on the even half of the multi-model settings, with the view score fixed."""
     from scipy.optimize import minimize
 
-    from entitylabel.extract.confidence import COMBINE, ConfidenceModel, scores
+    from entitylabel.extract.confidence import COMBINE, ConfidenceModel
 
     def with_theta(theta) -> ConfidenceModel:
         combine = dict(zip(COMBINE, map(float, theta[2:]), strict=True))
-        return ConfidenceModel(
-            model.view_bias, model.view_weights, float(theta[0]), float(theta[1]), combine, model.fit, model.calibration
-        )
+        return dataclasses.replace(model, silent_bias=float(theta[0]), silent_loglen=float(theta[1]), combine=combine)
 
     def loss(theta):
-        m = with_theta(theta)
-        total = 0.0
-        for s in multi:
-            sel = s.half["even"]
-            c = np.clip(scores(s.design, m)[sel], 1e-9, 1 - 1e-9)
-            total += -np.mean(s.y[sel] * np.log(c) + (1 - s.y[sel]) * np.log(1 - c))
-        return total / len(multi)
+        return _log_loss(with_theta(theta), multi)
 
     start = np.array([-1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 0.0])
     bounds = [(None, None), (None, None), (None, None), (0, None), (0, None), (None, None), (None, None)]
