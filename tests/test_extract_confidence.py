@@ -10,7 +10,7 @@ from extract_support import vote_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entitylabel.extract.confidence import estimate, load_model
+from entitylabel.extract.confidence import CONTEXT, ConfidenceModel, estimate, load_model
 from entitylabel.extract.sources import group_by_model, model_of
 from entitylabel.extract.votes import Vote
 
@@ -26,13 +26,24 @@ def test_sources_group_by_model():
 
 def test_shipped_coefficients_are_monotone_and_documented():
     m = load_model()
-    assert all(w >= 0 for f, w in m.view_weights.items() if f != "loglen")
+    assert all(w >= 0 for f, w in m.view_weights.items() if f not in CONTEXT)
     assert m.combine["scale"] >= 0 and m.combine["log"] >= 0
     assert "even image_id" in m.fit["half"] and m.fit["script"]
 
 
-def _vote(strong=True, sentence=0, plural=False, n=1, core=True, char=0, rank=0.0, noun=True, plain=True) -> Vote:
-    return Vote(strong, sentence, plural, n, core, first_char=char, rank=rank, noun=noun, plain=plain)
+def test_calibration_map_is_applied_and_must_be_monotone():
+    d = load_model().to_dict()
+    flat = {**d, "calibration": {"x": [0.0, 1.0], "y": [0.3, 0.3]}}
+    one = vote_table({"p": {"vis:a:m": (2, 20)}}, {("p", "dog"): {"vis:a:m": _vote()}})
+    assert estimate([("p", "dog")], one, ConfidenceModel.from_dict(flat))[0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        ConfidenceModel.from_dict({**d, "calibration": {"x": [0.0, 1.0], "y": [0.6, 0.2]}})
+
+
+def _vote(
+    strong=True, sentence=0, plural=False, n=1, core=True, char=0, rank=0.0, noun=True, plain=True, pos=0.0
+) -> Vote:
+    return Vote(strong, sentence, plural, n, core, first_char=char, rank=rank, noun=noun, plain=plain, pos=pos)
 
 
 def test_an_entity_seen_in_one_modality_is_not_pulled_down_by_the_other():
@@ -50,9 +61,31 @@ def test_one_models_captions_are_not_independent_witnesses():
     assert c_many > c_same
 
 
-CHANGES = ["add", "strong", "sentence", "plural", "more", "core", "char", "rank", "noun", "plain"]
+def test_a_silent_prompt_costs_more_the_more_it_says():
+    """Two prompts of one model, one names the dog: a second prompt that is silent lowers the confidence, a long
+    one that names five other objects more than a terse one that names none; with the silence weights at 0 the
+    second prompt changes nothing (a view is its best caption)."""
+    extra = ["cat", "car", "tree", "bench", "hat"]
+
+    def conf(size, others, m=None):
+        caps = {"p": {"vis:a:m": (2, 20), "vis:b:m": size}}
+        votes = {("p", "dog"): {"vis:a:m": _vote()}}
+        votes |= {("p", e): {"vis:b:m": _vote()} for e in extra[:others]}
+        return estimate([("p", "dog")], vote_table(caps, votes), m)[0]
+
+    m = load_model()
+    alone = estimate([("p", "dog")], vote_table({"p": {"vis:a:m": (2, 20)}}, {("p", "dog"): {"vis:a:m": _vote()}}))[0]
+    terse, long = conf((1, 6), 0), conf((6, 150), 5)
+    assert alone > terse > long
+    free = ConfidenceModel.from_dict({**m.to_dict(), "view_silence": {"loglen": 0.0, "objects": 0.0}})
+    assert conf((6, 150), 5, free) == pytest.approx(alone)
+    clamped = ConfidenceModel.from_dict({**m.to_dict(), "view_silence": {"loglen": -5.0, "objects": -5.0}})
+    assert clamped.view_silence == {"loglen": 0.0, "objects": 0.0}  # a negative weight would reward silence
+
+
+CHANGES = ["add", "strong", "sentence", "plural", "more", "core", "pos", "rank", "noun", "plain"]
 FEATURE_OF = {"strong": "strong", "sentence": "early", "plural": "plural", "more": "mentions", "core": "core",
-              "char": "head", "rank": "rank", "plain": "plain"}  # fmt: skip
+              "pos": "front", "rank": "rank", "plain": "plain"}  # fmt: skip
 
 
 @pytest.mark.parametrize("change", CHANGES[1:])
@@ -60,7 +93,7 @@ def test_each_stronger_mention_raises_confidence_by_its_weight(change):
     """One caption, one weak vote: each way of making it stronger raises the confidence, strictly where the
     shipped model gives that evidence a weight (a sign error in any feature fails here)."""
     caps = {"p": {"vis:a:m": (5, 40)}}
-    weak = _vote(strong=False, sentence=3, plural=False, n=1, core=False, char=300, rank=0.5, noun=False, plain=False)
+    weak = _vote(False, 3, False, 1, False, char=300, rank=0.5, noun=False, plain=False, pos=0.8)
     weak_named = dataclasses.replace(weak, noun=True)
     base = weak if change == "noun" else weak_named
     c0 = estimate([("p", "dog")], vote_table(caps, {("p", "dog"): {"vis:a:m": base}}))[0]
@@ -96,6 +129,7 @@ def vote_patterns(draw):
                     draw(st.sampled_from([0.0, 0.5])),
                     draw(st.booleans()),
                     draw(st.booleans()),
+                    draw(st.sampled_from([0.0, 0.3, 1.0])),
                 )
     if not votes:
         votes[(pairs[0], "dog")] = {sources[0]: _vote()}
@@ -108,7 +142,7 @@ def vote_patterns(draw):
 
 def _stronger(v: Vote | None, change: str) -> Vote:
     if v is None:
-        return _vote(strong=False, sentence=0, char=400, rank=0.5, core=False, noun=False, plain=False)  # weakest
+        return _vote(False, 0, core=False, char=400, rank=0.5, noun=False, plain=False, pos=1.0)  # weakest
     return {
         "add": v,
         "strong": dataclasses.replace(v, strong=True),
@@ -116,7 +150,7 @@ def _stronger(v: Vote | None, change: str) -> Vote:
         "plural": dataclasses.replace(v, plural=True),
         "more": dataclasses.replace(v, n_mentions=v.n_mentions + 1),
         "core": dataclasses.replace(v, core=True),
-        "char": dataclasses.replace(v, first_char=0),
+        "pos": dataclasses.replace(v, first_char=0, pos=0.0),
         "rank": dataclasses.replace(v, rank=0.0),
         "noun": dataclasses.replace(v, noun=True),
         "plain": dataclasses.replace(v, plain=True),

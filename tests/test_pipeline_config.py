@@ -76,6 +76,8 @@ def test_good_file_paths_relative_to_the_file(tmp_path):
         (GOOD + "  options: {min_confidence: 0.4}\n", ":10:", "extract.options: unknown key"),
         (GOOD + "  min_confidence: high\n", ":10:", "extract.min_confidence: expected a number"),
         (GOOD + "  min_confidence: 1.5\n", ":10:", "extract.min_confidence: must be between 0.0 and 1.0"),
+        (GOOD + "  target_precision: 1.2\n", ":10:", "extract.target_precision: must be between 0.0 and 1.0"),
+        (GOOD + "  target_precision: high\n", ":10:", "extract.target_precision: expected a number"),
         ("- just\n- a list\n", "p.yaml", "must be a mapping"),
     ],
 )
@@ -110,6 +112,11 @@ def test_overrides(tmp_path):
     moved = GOOD.replace("root: data", "root: moved-away")  # a value that is overridden is not checked
     assert load_config(_write(tmp_path, moved), data=other).data.root == other
     assert "not both" in _error(tmp_path, GOOD, model="m", external=tmp_path / "caps.jsonl")
+
+
+def test_target_precision_key_reaches_the_extract_settings(tmp_path):
+    assert load_config(_write(tmp_path, GOOD)).extract.target_precision is None
+    assert load_config(_write(tmp_path, GOOD + "  target_precision: 0.9\n")).extract.target_precision == 0.9
 
 
 def test_safe_load_refuses_python_tags(tmp_path):

@@ -185,7 +185,8 @@ def _entities_section(info: dict[str, Any]) -> list[str]:
     settings = dict(extract.get("settings") or {})
     denoise = extract.get("denoise")
     if isinstance(denoise, dict):  # method and fit; per-model reliabilities stay in export.json
-        shown = ("sources", "reliability", "models", "about", "estimated_precision")
+        shown = ("sources", "reliability", "models", "about", "estimated_precision", "expected_recall",
+                 "expected_recall_about", "threshold", "target_precision")  # fmt: skip
         settings["denoise"] = {k: v for k, v in denoise.items() if k not in shown}
         lines += _confidence_lines(denoise, settings.get("min_confidence"))
     if isinstance(extract.get("audit"), dict):
@@ -247,18 +248,32 @@ def _audit_lines(audit: dict[str, Any]) -> list[str]:
     ]
 
 
-def _confidence_lines(denoise: dict[str, Any], threshold: Any) -> list[str]:
-    """How the label confidences were obtained, and the precision they estimate at the threshold used."""
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _confidence_lines(denoise: dict[str, Any], min_confidence: Any) -> list[str]:
+    """How the label confidences were obtained, and the precision and recall they lead to expect of the labels."""
     lines = []
     if denoise.get("about"):
         lines.append(f"- Confidence (`entities.parquet`, `confidences`): {_cell(str(denoise['about']))}.")
-    precision = denoise.get("estimated_precision")
-    if isinstance(precision, int | float) and threshold is not None:
+    precision, recall = _number(denoise.get("estimated_precision")), _number(denoise.get("expected_recall"))
+    threshold = _number(denoise.get("threshold", min_confidence))
+    target = _number(denoise.get("target_precision"))
+    if precision is not None and threshold is not None:
+        how = f", the threshold `--target-precision {target:g}` picked" if target is not None else ""
         lines.append(
-            f"- Labels are the candidates with confidence >= {threshold}. Estimated precision of the released "
-            f"labels at that threshold: {precision:.3f} (the mean confidence of the labels, since confidences "
-            "are calibrated probabilities; on the held-out half of the POPE benchmark the calibration error "
-            "was <= 0.05). An estimate, not a measurement on this dataset."
+            f"- Labels are the candidates with confidence >= {threshold:.4g}{how}. Expected precision of the "
+            f"released labels: {precision:.3f} (the mean confidence of the labels, since confidences are calibrated "
+            "probabilities)"
+            + (
+                f"; expected recall: {recall:.3f}, relative to the objects the captions name (an object no caption "
+                "mentions is not counted)"
+                if recall is not None
+                else ""
+            )
+            + ". Estimates from the calibrated confidence, not measurements on this dataset; how well they held on "
+            "caption sources the model was not fitted on is in entitylabel's leave-one-source-out benchmark."
         )
     return lines
 

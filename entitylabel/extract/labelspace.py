@@ -1,10 +1,11 @@
 """Label step: candidates with confidences -> accepted labels, rejection verdicts and the label space.
 
-A candidate (pair, entity) is a label when some vote names it (a modifier alone, "car" in "car headlights",
-never makes a label), at least `min_support` sources vote for it and its confidence is at least
-`min_confidence`; an entity with fewer than `min_pairs` positive pairs leaves the label space (its
-labels are dropped). Every candidate that is not a label is recorded with its reason (reasons.py), and a
-weak modifier mention whose entity did not become a label is recorded as `modifier`.
+A candidate (pair, entity) is a label when at least `min_support` sources vote for it and its confidence is at
+least `min_confidence`. A candidate only modifiers vote for ("clock" in "clock tower") is judged by its
+confidence like any other (the confidence model gives such votes less weight than naming the entity); when
+it falls short, its rejection reason is `modifier`. An entity with fewer than `min_pairs` positive pairs leaves
+the label space (its labels are dropped). Every candidate that is not a label is recorded with its reason
+(reasons.py), and a weak modifier mention whose entity did not become a label is recorded as `modifier`.
 """
 
 from __future__ import annotations
@@ -45,12 +46,11 @@ def decide(
     """Accept, reject (recording why in `rejects`) and prune the label space (see module docstring)."""
     verdict: dict[tuple[str, str], str] = {}
     for k, c in zip(items, confidence, strict=True):
-        if not any(v.noun for v in table.votes[k].values()):
-            verdict[k] = "modifier"  # only modifiers: evidence for other sources' votes, never a label alone
-        elif len(table.votes[k]) < min_support:
+        if len(table.votes[k]) < min_support:
             verdict[k] = "below_support"
         elif c < min_confidence:
-            verdict[k] = "low_confidence"
+            # only modifiers and not confident enough: reported with the modifier phrases below
+            verdict[k] = "modifier" if not any(v.noun for v in table.votes[k].values()) else "low_confidence"
     for k, reason in verdict.items():
         if reason != "modifier":  # a modifier's phrases are recorded below
             rejects.add(k[1], k[1], reason, k[0], None)

@@ -12,6 +12,7 @@ Memory holds per-pair aggregates, the reject counts and the mention spans, never
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from .denoise import model_reliability
 from .filters import RejectLog
 from .labelspace import Decisions, decide
 from .parse import Parser, parse_stream
+from .precision import expected_quality, threshold_for_precision
 from .quality import caption_problem
 from .reader import CaptionRow, caption_files, iter_caption_batches
 from .sources import group_by_model
@@ -42,7 +44,7 @@ LATE_SENTENCE = 4
 LATE_MIN_SENTENCES = 6
 # The default threshold maximises the mean F1 of the five POPE models alone on the tuning half (even
 # image_id); confidences are calibrated probabilities, so it is also the least P(entity) a label may have.
-MIN_CONFIDENCE = 0.35
+MIN_CONFIDENCE = 0.45
 
 
 @dataclass
@@ -102,11 +104,27 @@ def _load_annotations(annotations: str | Path | None, manifest: Any, voc: Vocabu
     return ann
 
 
-def _check(min_support: int, min_confidence: float, min_pairs: int, n_process: int, batch_size: int) -> None:
+def _check(
+    min_support: int, min_confidence: float, min_pairs: int, n_process: int, batch_size: int, target: float | None
+) -> None:
     if min_support < 1 or min_pairs < 1 or n_process < 1 or batch_size < 1:
         raise EntityLabelError("--min-support, --min-pairs, --n-process and --batch-size must be at least 1")
     if not 0.0 <= min_confidence <= 1.0:
         raise EntityLabelError("--min-confidence must be between 0 and 1")
+    if target is not None and not 0.0 <= target <= 1.0:
+        raise EntityLabelError("--target-precision must be between 0 and 1")
+
+
+def choose_threshold(
+    table: VoteTable, items: list[tuple[str, str]], confidence: list[float], min_support: int, target: float
+) -> float:
+    """The threshold `--target-precision` asks for, on the run's own candidates that have enough support
+    (precision.threshold_for_precision); above every confidence when none reaches it (no labels)."""
+    pool = [c for k, c in zip(items, confidence, strict=True) if len(table.votes[k]) >= min_support]
+    t = threshold_for_precision(pool, target)
+    if t is not None:
+        return t
+    return math.nextafter(max(pool), math.inf) if pool else 1.0
 
 
 def _usable(
@@ -153,9 +171,11 @@ def _report(
     rejects: RejectLog,
     reliability: tuple[dict, int],
     n_pairs: int,
+    threshold: float,
 ) -> dict[str, Any]:
     model = load_model()
     labels = [c for c, ok in zip(dec.confidence, dec.accepted, strict=True) if ok]
+    expected = expected_quality(labels, dec.confidence)
     return {
         "settings": settings,
         "counts": {
@@ -178,8 +198,14 @@ def _report(
             "method": "calibrated",
             "about": describe(model),
             "fit": model.fit,
-            # confidence is calibrated: the mean confidence of the labels estimates their precision
-            "estimated_precision": round(sum(labels) / len(labels), 4) if labels else None,
+            # confidence is calibrated: the mean confidence of the labels estimates their precision, their summed
+            # confidence over every candidate's the share of what the captions name that they keep
+            "threshold": threshold,
+            "target_precision": settings["target_precision"],
+            "estimated_precision": expected["expected_precision"],
+            "expected_recall": expected["expected_recall"],
+            "expected_recall_about": "relative to the objects the captions name (candidates); objects no caption "
+            "mentions are not counted",
             "models": {m: ss for m, ss in group_by_model(s for c in table.captions.values() for s in c).items()},
             "reliability": reliability[0],
             "iterations": reliability[1],
@@ -195,6 +221,7 @@ def run_extract(
     *,
     min_support: int = 1,
     min_confidence: float = MIN_CONFIDENCE,
+    target_precision: float | None = None,
     min_pairs: int = 1,
     keep_hedged: bool = False,
     late_sentence: int = LATE_SENTENCE,
@@ -213,7 +240,9 @@ def run_extract(
     `pairs`: optional pair manifest (path or `PairManifest`); captions of other pairs are reported, not used.
     `nlp`: an already loaded spaCy pipeline to reuse (tests); otherwise `spacy_model` or the default.
     `min_support`: sources that must vote for an entity; `min_confidence`: confidence (an estimate of
-    P(entity in pair)) needed; `min_pairs`: positive pairs an entity needs to stay in the label space;
+    P(entity in pair)) needed; `target_precision`: instead of `min_confidence`, the lowest threshold whose
+    expected precision (the mean confidence of the labels) on this run's candidates is at least this
+    (`choose_threshold`); `min_pairs`: positive pairs an entity needs to stay in the label space;
     `keep_hedged`: hedged mentions count; `late_sentence` / `late_min_sentences`: in a caption of at least
     `late_min_sentences` sentences, a mention first made in sentence `late_sentence` (0-based) or later is a
     weak vote (0 turns this off); `weak_modifiers`: a vocabulary noun used as a modifier ("car" in "car
@@ -224,10 +253,11 @@ def run_extract(
     """
     t0 = time.perf_counter()
     settings = dict(
-        min_support=min_support, min_confidence=min_confidence, min_pairs=min_pairs, keep_hedged=keep_hedged,
+        min_support=min_support, min_confidence=min_confidence, target_precision=target_precision,
+        min_pairs=min_pairs, keep_hedged=keep_hedged,
         late_sentence=late_sentence, late_min_sentences=late_min_sentences, weak_modifiers=weak_modifiers,
     )  # fmt: skip
-    _check(min_support, min_confidence, min_pairs, n_process, batch_size)
+    _check(min_support, min_confidence, min_pairs, n_process, batch_size, target_precision)
     voc = vocab if isinstance(vocab, Vocabulary) else load_vocab(vocab)
     manifest = _load_manifest(pairs)
     manifest_ids = sorted(set(manifest.df["pair_id"].astype(str))) if manifest is not None else None
@@ -256,10 +286,14 @@ def run_extract(
             )
         items = table.items()
         confidence = [round(float(c), 6) for c in estimate(items, table)]
-        dec = decide(table, items, confidence, voc, rejects, **{k: settings[k] for k in _THRESHOLDS})
+        threshold = min_confidence
+        if target_precision is not None:
+            threshold = choose_threshold(table, items, confidence, min_support, target_precision)
+        dec = decide(table, items, confidence, voc, rejects, min_support=min_support, min_confidence=threshold,
+                     min_pairs=min_pairs)  # fmt: skip
         all_pairs = manifest_ids if manifest_ids is not None else sorted(table.captions)
         reliability = model_reliability(items, table)
-        report = _report(settings, counts, table, dec, rejects, reliability, len(all_pairs))
+        report = _report(settings, counts, table, dec, rejects, reliability, len(all_pairs), threshold)
         wall = time.perf_counter() - t0
         order = {e: i for i, e in enumerate(voc.entities)}
         labels = labels_table(table, dec, order, all_pairs)
@@ -282,9 +316,6 @@ def run_extract(
             len(all_pairs), sum(dec.accepted), dec.names, dec.dropped, rejects.by_reason(), "calibrated",
             reliability[0], wall, report.get("audit"),
         )  # fmt: skip
-
-
-_THRESHOLDS = ("min_support", "min_confidence", "min_pairs")
 
 
 def _log(wall: float, n_captions: int, n_process: int, batch_size: int) -> dict[str, Any]:

@@ -5,7 +5,8 @@ weak one: a mention first made late in a long caption (sentence `late_sentence` 
 least `late_min_sentences` sentences: the tail of a long VLM description is where it hallucinates), or a
 vocabulary noun used only as a modifier ("car" in "car headlights", when `weak_modifiers`). Each vote keeps
 the linguistic evidence the confidence model reads (confidence.py): strong or weak, the first sentence it is
-mentioned in, plural or counted, and how often; each caption keeps its length.
+mentioned in and where its first mention falls as a fraction of the caption, plural or counted, and how often;
+each caption keeps its length.
 
 Memory holds per-pair aggregates, the reject counts and a few integers per mention span (for the review
 page), never the captions.
@@ -36,6 +37,7 @@ class Vote:
     noun: bool = True  # some voting mention names the entity (not only modifies another noun)
     rank: float = 0.0  # place of its first mention among the caption's voted entities: 0 first .. 1
     plain: bool = False  # some voting mention is stated plainly (mentions.Candidate.plain)
+    pos: float = 0.0  # first voting mention's character offset as a fraction of the caption: 0 start .. 1 end
 
     def merge(self, other: Vote) -> None:
         self.strong |= other.strong
@@ -47,6 +49,7 @@ class Vote:
         self.noun |= other.noun
         self.rank = min(self.rank, other.rank)
         self.plain |= other.plain
+        self.pos = min(self.pos, other.pos)
 
 
 class SpanStore:
@@ -108,7 +111,8 @@ class VoteTable:
                 continue
             key = (pair, m.entity)
             strong = m.reason is None and not (long_caption and m.sentence >= self.late_sentence)
-            vote = Vote(strong, m.sentence, m.plural, 1, m.core, m.start, noun=m.reason is None, plain=m.plain)
+            pos = m.start / max(len(caption), 1)
+            vote = Vote(strong, m.sentence, m.plural, 1, m.core, m.start, noun=m.reason is None, plain=m.plain, pos=pos)
             if m.entity in mine:
                 mine[m.entity].merge(vote)
             else:

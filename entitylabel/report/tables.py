@@ -271,6 +271,31 @@ def _caption_view(tables: RunTables, highlighter: _Highlighter) -> _CaptionView:
     return view
 
 
+def _expected_quality(info: dict[str, Any]) -> str:
+    """extract.json's expected precision and recall of the labels, as one line ("" when it has none)."""
+    denoise = info.get("denoise") if isinstance(info, dict) else None
+    if not isinstance(denoise, dict):
+        return ""
+
+    def num(key: str) -> float | None:
+        v = denoise.get(key)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    precision, recall, threshold, target = (
+        num(k) for k in ("estimated_precision", "expected_recall", "threshold", "target_precision")
+    )
+    if precision is None:
+        return ""
+    parts = [f"precision {precision:.3f}"]
+    if recall is not None:
+        parts.append(f"recall {recall:.3f} of what the captions name")
+    if threshold is not None:
+        parts.append(
+            f"confidence >= {threshold:.4g}" + (f" (--target-precision {target:g})" if target is not None else "")
+        )
+    return " · ".join(parts)
+
+
 def _summary(
     tables: RunTables, records: list[dict[str, Any]], labels: _Labels, captions: _CaptionView, *, exact_spans: bool
 ) -> dict[str, Any]:
@@ -288,6 +313,7 @@ def _summary(
         "vocabVersion": _text(tables.label_space.get("vocab_version")),
         "droppedLabels": [str(d) for d in (dropped if isinstance(dropped, list) else list(dropped))],
         "audit": tables.extract_info.get("audit") if isinstance(tables.extract_info.get("audit"), dict) else None,
+        "expected": _expected_quality(tables.extract_info),
         "spans": "exact" if exact_spans else "phrase search",
         "stages": {
             "captions": tables.captions is not None,

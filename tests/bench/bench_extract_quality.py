@@ -1,30 +1,37 @@
-"""Extraction quality on real VLM captions vs the CHAIR gold objects, with an honest even/odd protocol.
+"""Extraction quality on three caption sources vs the CHAIR gold objects, leave one source out.
 
     .venv/bin/python tests/bench/bench_extract_quality.py [--fit] [--out outputs/bench/extract_quality]
 
-Data (pope_data.py): 5 VLMs x 2 prompts on the same 2,000 COCO val2014 images, the CHAIR gold objects and
-vocab/coco80.yaml. Images with an even `image_id` tune, odd ones report; nothing below is measured on the
-half it was tuned on. Settings: each model alone (its 2 captions), each pair of models (4 captions), all
-five (10 captions). Captions are parsed once and cached (pope_data.parsed_docs); the stage's own steps
+Data (caption_sources.py): POPE (5 VLMs x 2 prompts, 2,000 COCO images), HALC (3 VLMs x greedy / HALC /
+Woodpecker, 64 tokens, 2,452 images), less-is-more (11 runs of detailed descriptions, 500 images); the CHAIR
+gold objects and vocab/coco80.yaml. A caption set is one (model, prompt or decoding): one caption per image.
+Captions are parsed once and cached per source (pope_data.parsed_docs); the stage's own steps
 (parse.Parser.mentions -> votes.VoteTable -> confidence) run on the cached docs.
 
-`--fit` refits the shipped coefficients (entitylabel/extract/confidence_model.json) on the tuning half:
-first the one-view score on the single-model settings (logistic regression, monotone features >= 0), then
-the cross-model terms on the pair and all-five settings with the view score fixed. Without `--fit` the
-shipped file is used as is.
+Protocol. For each source as the report side, everything is fitted on the other two, on their even
+`image_id` half only: (1) the logistic view score (monotone features >= 0; each source weighs the same);
+(2) the isotonic calibration map, fitted on pooled out-of-source scores (each training source scored by a view
+score fitted on the other training source(s)); (3) the default threshold (best mean F1 of the caption sets on
+those even halves). The held-out source is then reported whole, per caption set, beside the naive matcher
+(CHAIR's word matcher; with one caption per image its best vote threshold is 1 vote) on the same captions:
+precision, recall, F1 at the fold's default threshold; ECE (10 equal-width bins, over the candidates that can
+become labels, weighted by count); and what `--target-precision 0.9` gives (the threshold the calibrated
+confidence picks on the set's own candidates: precision/recall measured, expected precision/recall stated).
 
-Printed for the report half, per setting: the naive baseline (CHAIR's word matcher, each caption a vote,
-the best vote threshold chosen on the report half itself, so the baseline is as strong as it can be) beside
-ours at the default threshold (0.35): precision, recall, F1; the expected calibration error of our
-confidence (10 equal-width bins over all candidates, weighted by count); for all five, also the lowest
-threshold with P >= 0.90 on the tuning half and what it gives on the report half. A reliability diagram
-(PNG) per kind of setting. Targets (issue 10): each model alone F1 >= naive best, mean over the five
->= +0.02; ECE <= 0.05 in every setting; all five: P >= 0.90 with R >= 0.70.
+`--fit` refits the shipped model the same way on the even halves of all three sources (with the view score and
+calibration fixed: what a silent prompt costs on POPE's one-model two-prompt settings, then the cross-model terms
+on all of POPE's multi-caption settings) and writes entitylabel/extract/confidence_model.json;
+the odd halves then show the shipped model in-source (a check, not the result). Without `--fit` the shipped
+file is used for that section; the leave-one-source-out folds are always refitted.
+
+Targets (issue 17), on every held-out side: ECE <= 0.05; ours F1 >= naive F1 on every caption set, mean
+gain >= +0.01; `--target-precision 0.9` gives precision 0.87-0.93 (pooled over the side's sets).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import re
@@ -36,10 +43,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pope_data import REPO, SYNONYMS, load_captions, load_gold, parsed_docs  # noqa: E402
+from caption_sources import LOADERS, SOURCES  # noqa: E402
+from pope_data import REPO, SYNONYMS, load_gold, parsed_docs  # noqa: E402
 
-__all__ = ["load_captions"]
 MODEL_JSON = REPO / "entitylabel" / "extract" / "confidence_model.json"
+TARGET = 0.9
+HALVES = ("even", "odd", "all")
 
 
 def chair_synonyms() -> dict[str, str]:
@@ -93,48 +102,86 @@ class NaiveMatcher:
 # --- data: parsed once, one vote table per setting ---------------------------------------------------
 
 
-class Setting:
-    """The candidates of one setting (a set of models) with their design, gold and half."""
+def in_half(pair_ids, half: str) -> np.ndarray:
+    odd = np.array([int(p.split("-")[1]) % 2 == 1 for p in pair_ids], dtype=bool)
+    return {"even": ~odd, "odd": odd, "all": np.ones(len(odd), dtype=bool)}[half]
 
-    def __init__(self, name: str, models: tuple[str, ...], rows, parsed, gold, table_args) -> None:
+
+class Setting:
+    """The candidates of one setting (a caption set, or several models' sets on the same images) with their
+    design, gold, the naive matcher's candidates and per-half gold counts."""
+
+    def __init__(self, source: str, name: str, rows: list[dict], parsed, gold, naive, table_args) -> None:
         from entitylabel.extract.confidence import design
         from entitylabel.extract.filters import RejectLog
-        from entitylabel.extract.sources import model_of
         from entitylabel.extract.votes import VoteTable
 
-        self.name, self.models = name, models
+        self.source, self.name = source, name
         table = VoteTable(**table_args)
         rejects = RejectLog()
         for r, p in zip(rows, parsed, strict=True):
-            if model_of(r["source"]) in models:
-                table.add(r["pair_id"], r["source"], r["caption"], p, rejects)
+            table.add(r["pair_id"], r["source"], r["caption"], p, rejects)
         self.items = table.items()
         self.design = design(self.items, table)
         self.y = np.array([e in gold[pid] for pid, e in self.items])
-        self.odd = np.array([int(pid.split("-")[1]) % 2 == 1 for pid, _ in self.items])
-        self.n_captions = sum(model_of(r["source"]) in models for r in rows) // len({r["pair_id"] for r in rows})
-        self.n_gold = {h: sum(len(gold[p]) for p in gold if (int(p.split("-")[1]) % 2 == 1) == h) for h in (0, 1)}
+        # every candidate can become a label, a modifier-only one too (labelspace.decide)
+        self.eligible = np.ones(len(self.items), dtype=bool)
+        pids = sorted({r["pair_id"] for r in rows})
+        self.half = {h: in_half([p for p, _ in self.items], h) for h in HALVES}
+        self.n_gold = {h: sum(len(gold[p]) for p, ok in zip(pids, in_half(pids, h), strict=True) if ok) for h in HALVES}
+        self.n_captions = len(rows) // max(len(pids), 1)
+        votes: dict[tuple[str, str], int] = defaultdict(int)
+        for r in rows:
+            for e in naive(r["caption"]):
+                votes[(r["pair_id"], e)] += 1
+        self.naive = (list(votes), np.array(list(votes.values()) or [0]), [e in gold[p] for p, e in votes])
+
+    def naive_best(self, half: str) -> tuple[int, tuple[float, float, float]]:
+        """The naive matcher at its best vote threshold on `half` (chosen there: the strongest baseline)."""
+        keys, n, right = self.naive
+        mask = in_half([p for p, _ in keys], half) if keys else np.zeros(0, dtype=bool)
+        right = np.asarray(right, dtype=bool)
+        best = (0, (0.0, 0.0, 0.0))
+        for k in range(1, self.n_captions + 1):
+            sel = mask & (n >= k)
+            res = prf(int(right[sel].sum()), int(sel.sum()), self.n_gold[half])
+            if res[2] > best[1][2]:
+                best = (k, res)
+        return best
 
 
-def parse_all(rows):
-    from entitylabel.extract.parse import ParsedCaption, Parser
-    from entitylabel.extract.vocab import load_vocab
-    from entitylabel.resources import load_spacy
+def load_source(name: str, nlp, parser, gold_all, naive) -> tuple[list[dict], list]:
+    from entitylabel.extract.parse import ParsedCaption
 
-    nlp = load_spacy()
-    docs = parsed_docs(nlp, rows)
-    parser = Parser(load_vocab(REPO / "vocab" / "coco80.yaml"), None, False, 256, nlp=nlp)
-    return [ParsedCaption(parser.mentions(d), sum(1 for _ in d.sents), len(d)) for d in docs]
+    rows = LOADERS[name]()
+    docs = parsed_docs(nlp, rows, source=name)
+    parsed = [ParsedCaption(parser.mentions(d), sum(1 for _ in d.sents), len(d)) for d in docs]
+    gold_all.update(load_gold({r["pair_id"] for r in rows}))
+    return rows, parsed
 
 
-def build_settings(rows, parsed, gold) -> list[Setting]:
+def caption_sets(source: str, rows, parsed, gold, naive, args) -> list[Setting]:
+    by_set: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_set[r["set"]].append(i)
+    return [
+        Setting(source, name, [rows[i] for i in idx], [parsed[i] for i in idx], gold, naive, args)
+        for name, idx in by_set.items()
+    ]
+
+
+def pope_multi(rows, parsed, gold, naive, args) -> list[Setting]:
+    """POPE's multi-caption settings: each model's 2 prompts, each pair of models, all five (same images)."""
     from entitylabel.extract.sources import model_of
-    from entitylabel.extract.stage import LATE_MIN_SENTENCES, LATE_SENTENCE
 
-    args = {"late_sentence": LATE_SENTENCE, "late_min_sentences": LATE_MIN_SENTENCES, "weak_modifiers": True}
     models = sorted({model_of(r["source"]) for r in rows})
     combos = [(m,) for m in models] + list(itertools.combinations(models, 2)) + [tuple(models)]
-    return [Setting("+".join(c) if len(c) < 5 else "all five", c, rows, parsed, gold, args) for c in combos]
+    out = []
+    for c in combos:
+        idx = [i for i, r in enumerate(rows) if model_of(r["source"]) in c]
+        name = "all five" if len(c) == len(models) else "+".join(c) + (" (2 prompts)" if len(c) == 1 else "")
+        out.append(Setting("pope", name, [rows[i] for i in idx], [parsed[i] for i in idx], gold, naive, args))
+    return out
 
 
 # --- metrics ----------------------------------------------------------------------------------------
@@ -156,201 +203,339 @@ def ece(conf: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     return total / max(len(conf), 1)
 
 
-def naive_best(setting: Setting, naive_sets, gold, half: int) -> tuple[int, tuple[float, float, float]]:
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for (pid, model, _), ents in naive_sets.items():
-        if model in setting.models and (int(pid.split("-")[1]) % 2 == 1) == half:
-            for e in ents:
-                counts[(pid, e)] += 1
-    best = (0, (0.0, 0.0, 0.0))
-    for k in range(1, setting.n_captions + 1):
-        keys = [key for key, n in counts.items() if n >= k]
-        tp = sum(e in gold[p] for p, e in keys)
-        res = prf(tp, len(keys), setting.n_gold[half])
-        if res[2] > best[1][2]:
-            best = (k, res)
-    return best
+def at_threshold(s: Setting, conf: np.ndarray, t: float | None, half: str) -> tuple[float, float, float, int, int]:
+    """P, R, F1 of the labels {eligible, conf >= t} on `half`, with their counts (tp, accepted)."""
+    sel = s.half[half] & s.eligible & (conf >= (np.inf if t is None else t))
+    tp = int(s.y[sel].sum())
+    return (*prf(tp, int(sel.sum()), s.n_gold[half]), tp, int(sel.sum()))
 
 
-def at_threshold(s: Setting, conf: np.ndarray, t: float, half: int) -> tuple[float, float, float]:
-    sel = (s.odd == bool(half)) & (conf >= t)
-    return prf(int(s.y[sel].sum()), int(sel.sum()), s.n_gold[half])
+def knob(s: Setting, conf: np.ndarray, half: str, target: float = TARGET):
+    """What `--target-precision` does on the setting's own candidates of `half`: threshold, measured P/R, and
+    the expected precision/recall the stage states."""
+    from entitylabel.extract.precision import expected_quality, threshold_for_precision
+
+    cand = s.half[half] & s.eligible
+    t = threshold_for_precision(conf[cand], target)
+    p, r, _, tp, n = at_threshold(s, conf, t, half)
+    exp = expected_quality(conf[cand & (conf >= (np.inf if t is None else t))], conf[cand])
+    return t, p, r, tp, n, exp
 
 
 # --- fit ----------------------------------------------------------------------------------------------
 
 
-def _logloss(logit: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.logaddexp(0, logit) - y * logit))
+def _stack(settings: list[Setting], half: str = "even"):
+    """Caption rows, labels and weights: each source weighs the same in total, so the largest source does not
+    decide alone."""
+    xs, ys, src = [], [], []
+    for s in settings:
+        item = s.design.caption_item()
+        m = s.half[half][item]
+        xs.append(s.design.x[m])
+        ys.append(s.y[item][m])
+        src += [s.source] * int(m.sum())
+    src = np.array(src)
+    w = np.zeros(len(src))
+    names = sorted(set(src))
+    for name in names:
+        w[src == name] = len(src) / (len(names) * (src == name).sum())
+    return np.vstack(xs), np.concatenate(ys).astype(float), w
 
 
-def fit(settings: list[Setting]):
-    """Coefficients on the tuning half (even image ids); see the module docstring."""
+def fit_view(settings: list[Setting]) -> np.ndarray:
+    """Logistic view score [bias, weights...] on the even halves; monotone features bounded at >= 0."""
     from scipy.optimize import minimize
 
-    from entitylabel.extract.confidence import ANTITONE, COMBINE, FEATURES, MONOTONE, ConfidenceModel
+    from entitylabel.extract.confidence import ANTITONE, FEATURES, MONOTONE
 
-    single = [s for s in settings if len(s.models) == 1]
-    x = np.vstack([s.design.x[~s.odd[s.design.row_item[s.design.view_row]]] for s in single])
-    agreement_ref = float(np.mean([s.design.x[0, FEATURES.index("agreement")] for s in single]))
-    y = np.concatenate([s.y[~s.odd] for s in single]).astype(float)
+    x, y, w = _stack(settings)
     xa = np.hstack([np.ones((len(x), 1)), x])
 
-    def f1(beta):
+    def loss(beta):
         logit = xa @ beta
         p = 1 / (1 + np.exp(-logit))
-        return _logloss(logit, y), xa.T @ (p - y) / len(y)
+        return float(np.sum(w * (np.logaddexp(0, logit) - y * logit)) / len(y)), xa.T @ (w * (p - y)) / len(y)
 
     bounds = [(None, None)] + [
         (0, None) if f in MONOTONE else (None, 0) if f in ANTITONE else (None, None) for f in FEATURES
     ]
-    beta = minimize(f1, np.zeros(xa.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds).x
-    multi = [s for s in settings if len(s.models) > 1]
+    return minimize(loss, np.zeros(xa.shape[1]), jac=True, method="L-BFGS-B", bounds=bounds).x
 
-    def model_for(theta) -> ConfidenceModel:
-        combine = dict(zip(COMBINE, map(float, theta[2:]), strict=True))
-        weights = dict(zip(FEATURES, map(float, beta[1:]), strict=True))
-        return ConfidenceModel(float(beta[0]), weights, float(theta[0]), float(theta[1]), combine, {}, agreement_ref)
 
+def _model(beta, calibration=None, base=None, fit_info=None):
+    from entitylabel.extract.confidence import FEATURES, SILENCE, ConfidenceModel
+
+    base = base or {}
+    return ConfidenceModel(
+        float(beta[0]),
+        dict(zip(FEATURES, map(float, beta[1:]), strict=True)),
+        float(base.get("silent_bias", 0.0)),
+        float(base.get("silent_loglen", 0.0)),
+        dict(base.get("combine", {"bias": 0.0, "scale": 0.0, "log": 0.0, "models": 0.0, "loglen": 0.0})),
+        fit_info or {},
+        calibration or {},
+        {k: float((base.get("view_silence") or {}).get(k, 0.0)) for k in SILENCE},
+    )
+
+
+def raw_prob(s: Setting, beta) -> np.ndarray:
+    """A single-caption setting's uncalibrated probability per candidate."""
     from entitylabel.extract.confidence import scores
 
-    def f2(theta):
-        m = model_for(theta)
-        loss = 0.0
-        for s in multi:
-            c = np.clip(scores(s.design, m)[~s.odd], 1e-9, 1 - 1e-9)
-            yy = s.y[~s.odd]
-            loss += -np.mean(yy * np.log(c) + (1 - yy) * np.log(1 - c))
-        return loss / len(multi)
+    return scores(s.design, _model(beta))
+
+
+def fit_calibration(settings: list[Setting]) -> dict[str, list[float]]:
+    """Isotonic map fitted on pooled out-of-source scores of the even halves: each training source scored by a
+    view score fitted on the other training sources only (sources weigh the same)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    sources = sorted({s.source for s in settings})
+    raws, ys, ws = [], [], []
+    for held in sources:
+        beta = fit_view([s for s in settings if s.source != held])
+        mine = [s for s in settings if s.source == held]
+        r = np.concatenate([raw_prob(s, beta)[s.half["even"] & s.eligible] for s in mine])
+        raws.append(r)
+        ys.append(np.concatenate([s.y[s.half["even"] & s.eligible] for s in mine]))
+        ws.append(np.full(len(r), 1.0 / len(r)))
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    iso.fit(np.concatenate(raws), np.concatenate(ys).astype(float), sample_weight=np.concatenate(ws))
+    x, y = iso.X_thresholds_, iso.y_thresholds_
+    return {"x": [round(float(v), 6) for v in x], "y": [round(float(v), 6) for v in y]}
+
+
+def tune_threshold(settings: list[Setting], model) -> float:
+    """The threshold (a multiple of 0.05) with the best mean F1 over the settings' even halves (the mean of each
+    source's mean, so every source weighs the same); among thresholds within 0.001 of it, the highest (the same
+    F1 with fewer labels: single captions rarely have candidates below 0.45, multi-model runs do)."""
+    from entitylabel.extract.confidence import scores
+
+    confs = [(s, scores(s.design, model)) for s in settings]
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+    def mean_f1(t):
+        per = defaultdict(list)
+        for s, c in confs:
+            per[s.source].append(at_threshold(s, c, t, "even")[2])
+        return np.mean([np.mean(v) for v in per.values()])
+
+    f1 = np.array([mean_f1(t) for t in grid])
+    return float(grid[np.flatnonzero(f1 >= f1.max() - 0.001)[-1]])
+
+
+def fit_all(settings: list[Setting], base: dict, fit_info: dict | None = None, multi: list[Setting] = ()):
+    """View score, calibration and default threshold on the even halves of `settings`' sources; with `multi`
+    (POPE's multi-model settings), the cross-model terms too, and the threshold is tuned on both."""
+    # per-caption evidence from the single-caption sets; a view of several captions starts from its best
+    # caption and pays for its silent ones (confidence.model_logits): those two weights on one model's prompts
+    beta = fit_view(settings)
+    model = _model(beta, fit_calibration(settings), base, fit_info)
+    if multi:
+        model = fit_silence(model, [s for s in multi if s.design.n_models.max() == 1])
+        model = fit_combine(model, list(multi))
+    return model, tune_threshold(list(settings) + list(multi), model)
+
+
+def _log_loss(model, settings: list[Setting]) -> float:
+    """Mean over the settings of the log loss of the confidence on their even halves."""
+    from entitylabel.extract.confidence import scores
+
+    total = 0.0
+    for s in settings:
+        sel = s.half["even"]
+        c = np.clip(scores(s.design, model)[sel], 1e-9, 1 - 1e-9)
+        total += -np.mean(s.y[sel] * np.log(c) + (1 - s.y[sel]) * np.log(1 - c))
+    return total / len(settings)
+
+
+def fit_silence(model, one_model: list[Setting]):
+    """What a view's silent caption costs (>= 0 per log token and per log object it names), by log loss on the
+    even half of the one-model settings with several prompts, after the calibration map (so the penalty is
+    fitted on calibrated probabilities, and the result is calibrated by the same loss)."""
+    from scipy.optimize import minimize
+
+    from entitylabel.extract.confidence import SILENCE
+
+    if not one_model:
+        return model
+
+    def with_w(w):
+        return dataclasses.replace(model, view_silence=dict(zip(SILENCE, map(float, w), strict=True)))
+
+    res = minimize(lambda w: _log_loss(with_w(w), one_model), np.full(len(SILENCE), 0.1), method="L-BFGS-B",
+                   bounds=[(0, None)] * len(SILENCE))  # fmt: skip
+    return with_w(res.x)
+
+
+def fit_combine(model, multi: list[Setting]):
+    """The cross-model terms on the even half of the multi-model settings, with the view score fixed."""
+    from scipy.optimize import minimize
+
+    from entitylabel.extract.confidence import COMBINE, ConfidenceModel
+
+    def with_theta(theta) -> ConfidenceModel:
+        combine = dict(zip(COMBINE, map(float, theta[2:]), strict=True))
+        return dataclasses.replace(model, silent_bias=float(theta[0]), silent_loglen=float(theta[1]), combine=combine)
+
+    def loss(theta):
+        return _log_loss(with_theta(theta), multi)
 
     start = np.array([-1.0, 0.0, -1.0, 0.5, 0.0, 0.0, 0.0])
     bounds = [(None, None), (None, None), (None, None), (0, None), (0, None), (None, None), (None, None)]
-    theta = minimize(f2, start, method="L-BFGS-B", bounds=bounds).x
-    m = model_for(theta)
-    return ConfidenceModel(
-        m.view_bias,
-        m.view_weights,
-        m.silent_bias,
-        m.silent_loglen,
-        m.combine,
-        {
-            "data": "POPE VLM captions (5 models x 2 prompts, COCO val2014) vs CHAIR gold, vocab coco80",
-            "half": "even image_id (tuning); odd image_id reports",
-            "script": "tests/bench/bench_extract_quality.py --fit",
-            "candidates_single": int(len(y)),
-        },
-        agreement_ref,
+    return with_theta(minimize(loss, start, method="L-BFGS-B", bounds=bounds).x)
+
+
+# --- report -------------------------------------------------------------------------------------------
+
+
+HEADER = (
+    f"{'caption set':26s} {'imgs':>5s} {'naive P':>7s} {'R':>6s} {'F1':>6s} | {'ours P':>6s} {'R':>6s} {'F1':>6s} "
+    f"{'dF1':>6s} {'ECE':>6s} | {'@0.9 thr':>8s} {'P':>6s} {'R':>6s} {'expP':>6s} {'expR':>6s}"
+)
+
+
+def side_table(sets: list[Setting], model, threshold: float, half: str) -> dict:
+    """Print one report side, per caption set and pooled; return the pooled figures."""
+    from entitylabel.extract.confidence import scores
+
+    print(HEADER)
+    gains, confs, ys = [], [], []
+    knob_tp = knob_n = 0
+    knob_sets = []
+    for s in sets:
+        conf = scores(s.design, model)
+        k, nb = s.naive_best(half)
+        ours = at_threshold(s, conf, threshold, half)
+        cand = s.half[half] & s.eligible
+        e = ece(conf[cand], s.y[cand])
+        t, p9, r9, tp, n, exp = knob(s, conf, half)
+        knob_tp, knob_n = knob_tp + tp, knob_n + n
+        knob_sets.append(p9)
+        confs.append(conf[cand])
+        ys.append(s.y[cand])
+        gains.append(ours[2] - nb[2])
+        n_img = len({p for p, _ in np.array(s.items, dtype=object)[s.half[half]]}) if len(s.items) else 0
+        print(
+            f"{s.name:26s} {n_img:5d} {nb[0]:7.3f} {nb[1]:6.3f} {nb[2]:6.3f} | {ours[0]:6.3f} {ours[1]:6.3f} "
+            f"{ours[2]:6.3f} {ours[2] - nb[2]:+6.3f} {e:6.3f} | {t if t is not None else float('nan'):8.3f} "
+            f"{p9:6.3f} {r9:6.3f} {exp['expected_precision'] or 0:6.3f} {exp['expected_recall'] or 0:6.3f}"
+        )
+    pooled_ece = ece(np.concatenate(confs), np.concatenate(ys))
+    p_knob = knob_tp / knob_n if knob_n else 0.0
+    in_band = sum(0.87 <= p <= 0.93 for p in knob_sets)
+    print(
+        f"pooled: ECE {pooled_ece:.3f}; dF1 mean {np.mean(gains):+.3f}, min {min(gains):+.3f} "
+        f"({sum(g >= 0 for g in gains)}/{len(gains)} sets >= 0); --target-precision 0.9: precision {p_knob:.3f} "
+        f"pooled, {in_band}/{len(knob_sets)} sets in 0.87-0.93 (range {min(knob_sets):.3f}-{max(knob_sets):.3f})"
     )
+    return {"ece": pooled_ece, "gains": gains, "p_knob": p_knob, "knob_sets": knob_sets, "conf": confs, "y": ys}
+
+
+def ceilings(sets: list[Setting], model) -> None:
+    """Diagnosis, not a result (chosen on the report side itself): F1 of our ranking at its best threshold, and
+    F1 with every wrong candidate dropped, beside the naive matcher."""
+    from entitylabel.extract.confidence import scores
+
+    gains, parts = [], []
+    for s in sets:
+        conf = scores(s.design, model)
+        order = np.argsort(-conf, kind="stable")
+        tp = np.cumsum(s.y[order])
+        p, r = tp / np.arange(1, len(tp) + 1), tp / s.n_gold["all"]
+        best = float(np.max(2 * p * r / np.maximum(p + r, 1e-12)))
+        naive = s.naive_best("all")[1][2]
+        gains.append(best - naive)
+        parts.append(f"{s.name} {best - naive:+.3f} (perfect filter {2 * r[-1] / (1 + r[-1]) - naive:+.3f})")
+    print(
+        f"ceilings (diagnosis): ours at the best threshold chosen here, dF1 mean {np.mean(gains):+.3f}: "
+        + "; ".join(parts)
+    )
+
+
+def verdict(side: dict) -> str:
+    checks = [
+        ("ECE <= 0.05", side["ece"] <= 0.05),
+        ("every set dF1 >= 0", min(side["gains"]) >= 0),
+        ("mean dF1 >= +0.01", float(np.mean(side["gains"])) >= 0.01),
+        ("P at 0.9 in 0.87-0.93", 0.87 <= side["p_knob"] <= 0.93),
+    ]
+    return "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in checks)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "outputs" / "bench" / "extract_quality")
-    ap.add_argument("--fit", action="store_true", help="refit the shipped coefficients on the tuning half")
+    ap.add_argument("--fit", action="store_true", help="refit the shipped model on the even halves of all three")
     args = ap.parse_args()
-    t0 = time.perf_counter()
-    rows = load_captions()
-    gold = load_gold({r["pair_id"] for r in rows})
-    parsed = parse_all(rows)
-    settings = build_settings(rows, parsed, gold)
-    print(
-        f"{len(rows)} captions, {len(gold)} images, {len(settings)} settings; prepared in "
-        f"{time.perf_counter() - t0:.1f} s"
-    )
-    from entitylabel.extract.confidence import ConfidenceModel, load_model
-    from entitylabel.extract.sources import model_of
+    from entitylabel.extract.confidence import ConfidenceModel, describe, load_model
+    from entitylabel.extract.parse import Parser
+    from entitylabel.extract.stage import LATE_MIN_SENTENCES, LATE_SENTENCE, MIN_CONFIDENCE
+    from entitylabel.extract.vocab import load_vocab
+    from entitylabel.resources import load_spacy
 
-    if args.fit:
-        model = fit(settings)
-        MODEL_JSON.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"fitted on the even half -> {MODEL_JSON}")
-    model = ConfidenceModel.from_dict(json.loads(MODEL_JSON.read_text())) if args.fit else load_model()
+    t0 = time.perf_counter()
+    nlp = load_spacy()
+    parser = Parser(load_vocab(REPO / "vocab" / "coco80.yaml"), None, False, 256, nlp=nlp)
     naive = NaiveMatcher()
-    naive_sets = {(r["pair_id"], model_of(r["source"]), r["source"]): naive(r["caption"]) for r in rows}
-    report(settings, model, naive_sets, gold, args.out)
+    table_args = {"late_sentence": LATE_SENTENCE, "late_min_sentences": LATE_MIN_SENTENCES, "weak_modifiers": True}
+    gold: dict[str, set[str]] = {}
+    by_source: dict[str, list[Setting]] = {}
+    multi: list[Setting] = []
+    for name in SOURCES:
+        rows, parsed = load_source(name, nlp, parser, gold, naive)
+        by_source[name] = caption_sets(name, rows, parsed, gold, naive, table_args)
+        if name == "pope":
+            multi = pope_multi(rows, parsed, gold, naive, table_args)
+        print(f"{name}: {len(rows)} captions, {len(by_source[name])} caption sets")
+    print(f"prepared in {time.perf_counter() - t0:.1f} s")
+    shipped = json.loads(MODEL_JSON.read_text())
+    sides = {}
+    for held in SOURCES:
+        train = [s for src in SOURCES if src != held for s in by_source[src]]
+        model, threshold = fit_all(train, shipped, multi=multi if held != "pope" else ())
+        fitted_on = " + ".join(src for src in SOURCES if src != held)
+        print(f"\n=== held out: {held} (whole source); fitted on the even halves of {fitted_on}; threshold {threshold}")
+        sides[held] = side_table(by_source[held], model, threshold, "all")
+        print(f"targets ({held}): {verdict(sides[held])}")
+        ceilings(by_source[held], model)
+    print("\nleave-one-source-out summary")
+    for held, side in sides.items():
+        print(
+            f"  {held:11s} ECE {side['ece']:.3f}  dF1 mean {np.mean(side['gains']):+.3f} min {min(side['gains']):+.3f}"
+            f"  P@0.9 {side['p_knob']:.3f}  -> {verdict(side)}"
+        )
+
+    every = [s for src in SOURCES for s in by_source[src]]
+    if args.fit:
+        info = {
+            "data": "POPE (5 VLMs x 2 prompts), HALC (3 VLMs x greedy/HALC/Woodpecker), less-is-more (11 runs of "
+            "detailed descriptions); COCO val2014 vs the CHAIR gold, vocab coco80",
+            "half": "even image_id of all three sources (tuning); leave-one-source-out folds report",
+            "script": "tests/bench/bench_extract_quality.py --fit",
+            "calibration": "isotonic, on pooled out-of-source scores (each source scored by a fit on the others)",
+        }
+        model, threshold = fit_all(every, shipped, info, multi)
+        model.fit["default_threshold"] = threshold
+        MODEL_JSON.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"\nshipped model fitted on the even halves of all three -> {MODEL_JSON}; default threshold {threshold}")
+    model = ConfidenceModel.from_dict(json.loads(MODEL_JSON.read_text())) if args.fit else load_model()
+    threshold = float(model.fit.get("default_threshold", MIN_CONFIDENCE))
+    if threshold != MIN_CONFIDENCE:
+        print(f"UPDATE stage.MIN_CONFIDENCE: {MIN_CONFIDENCE} -> {threshold}")
+    print(f"\n=== shipped model in-source (odd halves; fitted on the even halves): {describe(model)[:60]}...")
+    for src in SOURCES:
+        print(f"--- {src}")
+        side_table(by_source[src], model, threshold, "odd")
+    print("--- POPE multi-caption settings (odd half)")
+    side_table(multi, model, threshold, "odd")
+    plot_reliability(sides, args.out)
+    print(f"total {time.perf_counter() - t0:.1f} s")
     return 0
 
 
-def tune_threshold(settings, model) -> float:
-    """The threshold (a multiple of 0.05) with the best mean F1 of the models alone on the tuning half."""
-    from entitylabel.extract.confidence import scores
-
-    single = [(s, scores(s.design, model)) for s in settings if len(s.models) == 1]
-    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    mean_f1 = [np.mean([at_threshold(s, c, t, 0)[2] for s, c in single]) for t in grid]
-    return float(grid[int(np.argmax(mean_f1))])
-
-
-def report(settings, model, naive_sets, gold, out: Path) -> None:
-    from entitylabel.extract.confidence import scores
-    from entitylabel.extract.stage import MIN_CONFIDENCE as DEFAULT_THRESHOLD
-
-    tuned = tune_threshold(settings, model)
-    print(
-        f"default threshold (run_extract min_confidence) {DEFAULT_THRESHOLD}; best mean F1 of the models alone "
-        f"on the tuning half at {tuned}" + ("" if tuned == DEFAULT_THRESHOLD else ": UPDATE stage.MIN_CONFIDENCE")
-    )
-    print("\nreport half (odd image_id); naive = CHAIR matcher at its best vote threshold on this half")
-    print(
-        f"{'setting':34s} {'naive k':>7s} {'P':>6s} {'R':>6s} {'F1':>6s} | {'ours P':>6s} {'R':>6s} {'F1':>6s} "
-        f"{'dF1':>6s} {'ECE':>6s}"
-    )
-    curves = defaultdict(list)
-    single_gain = []
-    for s in settings:
-        conf = scores(s.design, model)
-        k, nb = naive_best(s, naive_sets, gold, 1)
-        ours = at_threshold(s, conf, DEFAULT_THRESHOLD, 1)
-        e = ece(conf[s.odd], s.y[s.odd])
-        kind = {1: "one model", 2: "two models"}.get(len(s.models), "all five")
-        curves[kind].append((conf[s.odd], s.y[s.odd]))
-        if len(s.models) == 1:
-            single_gain.append(ours[2] - nb[2])
-        print(
-            f"{s.name:34s} {k:7d} {nb[0]:6.3f} {nb[1]:6.3f} {nb[2]:6.3f} | {ours[0]:6.3f} {ours[1]:6.3f} "
-            f"{ours[2]:6.3f} {ours[2] - nb[2]:+6.3f} {e:6.3f}"
-        )
-    print(f"one model alone: mean dF1 {np.mean(single_gain):+.3f}, min {min(single_gain):+.3f}")
-    full = settings[-1]
-    conf = scores(full.design, model)
-    even = ~full.odd
-    order = np.sort(np.unique(conf[even]))
-    t90 = next((t for t in order if at_threshold(full, conf, t, 0)[0] >= 0.90), None)
-    if t90 is not None:
-        p, r, f = at_threshold(full, conf, t90, 1)
-        print(
-            f"all five: lowest threshold with P >= 0.90 on the tuning half {t90:.3f} -> report half P {p:.3f} R {r:.3f}"
-        )
-    ceilings(settings, model)
-    plot_reliability(curves, out)
-
-
-def ceilings(settings, model) -> None:
-    """What any filter of the same candidates could reach on the report half (diagnosis, not a result: chosen
-    on the half it is measured on): F1 with every wrong candidate dropped, and our ranking at its best
-    threshold; for all five, the best recall at precision >= 0.90 anywhere on our ranking."""
-    from entitylabel.extract.confidence import scores
-
-    print("\nceilings on the report half (chosen there: diagnosis only)")
-    print(f"{'setting':34s} {'cand R':>6s} {'perfect-filter F1':>17s} {'ours at best threshold':>22s}")
-
-    def curve(s: Setting) -> tuple[np.ndarray, np.ndarray]:
-        """Precision and recall on the report half at every cut of our ranking."""
-        conf, y = scores(s.design, model)[s.odd], s.y[s.odd]
-        tp = np.cumsum(y[np.argsort(-conf, kind="stable")])
-        return tp / np.arange(1, len(y) + 1), tp / s.n_gold[1]
-
-    for s in [s for s in settings if len(s.models) == 1] + [settings[-1]]:
-        p_at, r_at = curve(s)
-        r = r_at[-1]  # every candidate kept: the candidates' recall
-        f_at = np.where(p_at + r_at > 0, 2 * p_at * r_at / np.maximum(p_at + r_at, 1e-12), 0.0)
-        print(f"{s.name:34s} {r:6.3f} {2 * r / (1 + r):17.3f} {f_at.max():22.3f}")
-    p_at, r_at = curve(settings[-1])
-    ok = p_at >= 0.90
-    print(f"all five: best recall at precision >= 0.90 on our ranking {r_at[ok].max() if ok.any() else 0.0:.3f}")
-
-
-def plot_reliability(curves, out: Path) -> None:
+def plot_reliability(sides: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -359,17 +544,15 @@ def plot_reliability(curves, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-    for kind, pairs in curves.items():
-        conf = np.concatenate([c for c, _ in pairs])
-        y = np.concatenate([y for _, y in pairs])
+    for held, side in sides.items():
+        conf, y = np.concatenate(side["conf"]), np.concatenate(side["y"])
         idx = np.minimum((conf * 10).astype(int), 9)
         xs = [conf[idx == b].mean() for b in range(10) if (idx == b).any()]
         ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
-        label = f"{kind}, {len(pairs)} settings pooled" if len(pairs) > 1 else kind
-        ax.plot(xs, ys, marker="o", lw=1.2, label=f"{label} (ECE {ece(conf, y):.3f})")
+        ax.plot(xs, ys, marker="o", lw=1.2, label=f"{held} held out (ECE {ece(conf, y):.3f})")
     ax.set_xlabel("confidence")
     ax.set_ylabel("share of candidates in the gold objects")
-    ax.set_title("reliability, POPE report half (odd image_id)")
+    ax.set_title("reliability, leave one source out")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -15,7 +15,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-DATA = REPO.parent / "shared" / "data" / "captions"
+# ../shared/data beside the clone (CI); a git worktree one level further down finds it one level up
+DATA = next((d for d in (REPO.parent / "shared", REPO.parents[1] / "shared") if d.is_dir()), REPO.parent / "shared")
+DATA = DATA / "data" / "captions"
 CAPTION_DIR = DATA / "vlm_captions_coco_pope"
 GOLD = DATA / "coco_gold_objects" / "chair_gt_objects_coco2014.json"
 SYNONYMS = DATA / "chair_synonyms" / "synonyms.txt"
@@ -70,11 +72,11 @@ def load_gold(pair_ids) -> dict[str, set[str]]:
     return {p: set(gold[p.split("-", 1)[1]]) for p in pair_ids}
 
 
-def parsed_docs(nlp, rows: list[dict], log=print) -> list:
-    """spaCy Docs for every row's caption, parsed once and cached as a DocBin keyed by the model."""
+def parsed_docs(nlp, rows: list[dict], log=print, source: str = "pope") -> list:
+    """spaCy Docs for every row's caption, parsed once and cached as a DocBin keyed by source and model."""
     from spacy.tokens import DocBin
 
-    name = f"pope-{nlp.meta.get('name', 'x')}-{nlp.meta.get('version', 'x')}"
+    name = f"{source}-{nlp.meta.get('name', 'x')}-{nlp.meta.get('version', 'x')}"
     path = CACHE / f"{name}.spacy"
     if path.is_file():
         docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))

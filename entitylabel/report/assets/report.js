@@ -38,6 +38,7 @@
       ["vocabulary", s.vocabVersion ? ("v" + s.vocabVersion + " · " + s.vocabSha256.slice(0, 12)) : (s.vocabSha256.slice(0, 12) || "n/a")],
       ["highlighting", s.spans],
     ];
+    if (s.expected) items.push(["expected (calibrated)", s.expected]);
     if (s.droppedLabels.length) items.push(["dropped (too rare)", s.droppedLabels.join(", ")]);
     if (D.fused) items.push(["fused images", D.fused]);
     items.forEach(function (kv) {
