@@ -81,6 +81,8 @@ def test_export_with_annotations_loads_and_trains(discovered, tmp_path: Path) ->
     assert rows["msrs-labelled-test-00001N"]["entities_vis"] == []  # annotated in VIS, nothing there
     card = (out / "README.md").read_text()
     assert "provenance `annotation`" in card and "found" in card and "| `boxes` |" in card
+    assert "machine-generated captions" not in card  # the overview and credits say where the labels come from
+    assert "own object boxes (cite their annotators too)" in card
     assert "People" not in card and "person → person" in card
     assert (out / "tables/msrs/boxes.parquet").is_file()
     # the same inputs give the same bytes

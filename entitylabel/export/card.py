@@ -96,6 +96,31 @@ def _header(infos: dict[str, dict], existing: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _provenance(infos: dict[str, dict]) -> str:
+    """What the labels are made from: captions (machine-generated), a dataset's own boxes, or both by config."""
+    boxed = sorted(k for k, v in infos.items() if _from_annotations(v))
+    if not boxed:
+        return "machine-generated captions and entity labels"
+    if len(boxed) == len(infos):
+        return "entity labels taken from the source datasets' own object boxes (provenance `annotation`)"
+    named = ", ".join(f"`{_cell(k)}`" for k in boxed)
+    return (
+        "machine-generated captions and entity labels (the entity labels of "
+        f"{named} are taken from that dataset's own object boxes instead)"
+    )
+
+
+def _annotation_credit(infos: dict[str, dict]) -> str:
+    boxed = sorted(k for k, v in infos.items() if _from_annotations(v))
+    if not boxed:
+        return "The annotations (captions, entity labels) are machine-generated."
+    named = ", ".join(f"`{_cell(k)}`" for k in boxed)
+    return (
+        f"The entity labels of {named} come from the source dataset's own object boxes (cite their annotators too); "
+        "the other annotations are machine-generated."
+    )
+
+
 def _from_annotations(info: dict[str, Any]) -> bool:
     """True for a config whose entity labels come from the dataset's own annotations (`export --annotations`)."""
     return (info.get("entities") or {}).get("provenance") == "annotation"
@@ -316,7 +341,7 @@ def _overview(infos: dict[str, dict]) -> list[str]:
     out = [
         f"# {PRETTY_NAME}",
         "",
-        "Infrared/visible image pairs with machine-generated captions and entity labels, made with "
+        f"Infrared/visible image pairs with {_provenance(infos)}, made with "
         "`entitylabel`. One config per source dataset; images are embedded in the Parquet files, so the "
         "repository is self-contained.",
         "",
@@ -417,8 +442,8 @@ def _credits_section(infos: dict[str, dict]) -> list[str]:
     out = [
         "## Licence and credits",
         "",
-        "The annotations (captions, entity labels) are machine-generated. The images keep the terms of "
-        "their source datasets; cite them when you use this data.",
+        f"{_annotation_credit(infos)} The images keep the terms of their source datasets; cite them when you use "
+        "this data.",
         "",
     ]
     seen: set[str] = set()
