@@ -57,6 +57,17 @@ def test_set_result_ranks_ten_metrics_with_nabf_lower_is_better() -> None:
     assert worse["ratio"] < 0 < r["ratio"]
 
 
+def test_a_constant_validation_pair_leaves_the_score_finite() -> None:
+    """VIF, SSIM and Qabf are undefined (NaN) against a constant source: the means skip that pair, never NaN."""
+    torch.manual_seed(0)
+    black = np.zeros((70, 76), np.uint8)
+    vs = ValSet("s", [*_set().pairs, ("black", black, black)])
+    res = validate(EntityFusionNet(tiny_config()), [vs])
+    assert np.isfinite(res["score"]) and all(np.isfinite(res["sets"]["s"][m]) for m in TEN)
+    only_black = validate(EntityFusionNet(tiny_config()), [ValSet("b", [("black", black, black)])])
+    assert np.isfinite(only_black["score"])
+
+
 def test_fixed_rule_is_pixel_max_with_an_unsharp_mask() -> None:
     ir, rgb = synth_pair(3, 70, 76)
     vis = rgb[..., 1]

@@ -72,7 +72,13 @@ class ValSet:
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {m: float(np.mean([r[m] for r in rows])) for m in TEN}
+    """Per-metric means over the pairs where the metric is defined (VIF, SSIM and Qabf are NaN against a constant
+    source); NaN when no pair defines it."""
+    out = {}
+    for m in TEN:
+        vals = [r[m] for r in rows if math.isfinite(r[m])]
+        out[m] = float(np.mean(vals)) if vals else float("nan")
+    return out
 
 
 def load_val_set(
@@ -136,14 +142,16 @@ def _signed_log_ratio(m: str, model: float, ref: float) -> float:
 def set_result(model_means: dict[str, float], base: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Comparison of the model's means with the references' on one set (ten metrics, Nabf lower is better)."""
     mx, mn, rule = base["pixel-max"], base["pixel-mean"], base["fixed-rule"]
-    ranks = [1 + sum(better(m, ref[m], model_means[m]) for ref in (mx, mn, rule)) for m in TEN]
+    # a metric no pair of the set defines (all NaN) is left out of the comparison rather than poisoning the score
+    ok = [m for m in TEN if all(math.isfinite(x[m]) for x in (model_means, mx, mn, rule))]
+    ranks = [1 + sum(better(m, ref[m], model_means[m]) for ref in (mx, mn, rule)) for m in ok]
     return {
         **{m: model_means[m] for m in TEN},
-        "above_max": sum(better(m, model_means[m], mx[m]) for m in TEN),
-        "above_rule": sum(better(m, model_means[m], rule[m]) for m in TEN),
-        "below_mean": [m for m in FLOOR if model_means[m] < mn[m]],
-        "rank": float(np.mean(ranks)),
-        "ratio": float(np.mean([_signed_log_ratio(m, model_means[m], mx[m]) for m in TEN])),
+        "above_max": sum(better(m, model_means[m], mx[m]) for m in ok),
+        "above_rule": sum(better(m, model_means[m], rule[m]) for m in ok),
+        "below_mean": [m for m in FLOOR if m in ok and model_means[m] < mn[m]],
+        "rank": float(np.mean(ranks)) if ranks else 2.5,
+        "ratio": float(np.mean([_signed_log_ratio(m, model_means[m], mx[m]) for m in ok])) if ok else 0.0,
     }
 
 
