@@ -49,7 +49,8 @@ def caption_problem(text: str | None) -> str | None:
     if not text.strip():
         return "whitespace"
     sample = text[:_SAMPLE]
-    if sample.isascii():  # the common case, without a Python loop per character: no letter beyond Latin here
+    ascii_only = sample.isascii()
+    if ascii_only:  # the common case, without a Python loop per character: no letter beyond Latin here
         if not _ASCII_LETTER.search(sample):
             return "token_soup"
     else:
@@ -59,12 +60,12 @@ def caption_problem(text: str | None) -> str | None:
         non_latin = sum(1 for c in letters if ord(c) > 0x24F)  # beyond Latin Extended-B
         if non_latin / len(letters) > 0.3:
             return "non_english"
-    words = [w.lower() for w in _WORD.findall(sample)]
+    # lowercasing ASCII text first finds the same words (per word otherwise: a few letters change length)
+    words = _WORD.findall(sample.lower()) if ascii_only else [w.lower() for w in _WORD.findall(sample)]
     tokens = _TOKEN.findall(sample)
     if len(words) >= 6:
-        en = sum(w in EN_FUNCTION for w in words)
-        fr = sum(w in FOREIGN_FUNCTION for w in words)
-        if fr >= 3 and fr > en:
+        fr = sum(map(FOREIGN_FUNCTION.__contains__, words))
+        if fr >= 3 and fr > sum(map(EN_FUNCTION.__contains__, words)):
             return "non_english"
     if 8 <= len(words) <= 60 and len(set(words)) / len(words) < 0.25:
         return "token_soup"  # "dog dog dog ..."
