@@ -93,6 +93,31 @@ def test_parse_decisions_match_the_golden_file(entitylabel_cache):
     assert max(m[7] for m in mentions) > 5000
 
 
+def test_one_pipe_over_uneven_caption_batches_gives_the_golden_decisions(entitylabel_cache):
+    """`parse_batches` feeds every caption batch through one spaCy pipe whose own batches (3 docs here) straddle
+    them: empty batches, captions with no piece ("", "   ") and the chunked one must still come back whole, in
+    order, each with its own rows."""
+    from extract_support import nlp
+
+    from entitylabel.extract.parse import Parser
+    from entitylabel.extract.vocab import load_vocab
+
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    vocab = load_vocab("coco80")
+    if golden["vocab_sha256"] != vocab.sha256 or golden["spacy_model"] != _parse(nlp(), vocab)["spacy_model"]:
+        pytest.skip(f"golden file made with {golden['spacy_model']} and another coco80.yaml")
+    cuts = [0, 1, 1, 6, 8, 19, 20, 22, len(CAPTIONS)]  # batches of 1, 0, 5, 2, 11, 1, 2 and the rest
+    batches = [(list(range(a, b)), CAPTIONS[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    out = list(Parser(vocab, None, False, 3, nlp=nlp()).parse_batches(iter(batches)))
+    assert [rows for rows, _ in out] == [rows for rows, _ in batches]
+    for rows, parsed in out:
+        assert len(parsed) == len(rows)
+        for k, p in zip(rows, parsed, strict=True):
+            want = golden["captions"][k]
+            assert (p.n_sentences, p.n_tokens) == (want["n_sentences"], want["n_tokens"]), f"caption {k}"
+            assert [list(m) for m in p.mentions] == want["mentions"], f"caption {k}: {CAPTIONS[k][:80]!r}"
+
+
 if __name__ == "__main__" and "--write" in sys.argv:
     sys.path.insert(0, str(GOLDEN.parents[1]))
     sys.path.insert(0, str(GOLDEN.parents[0]))

@@ -83,18 +83,52 @@ class Parser:
         return out
 
     def parse(self, texts: list[str]) -> list[ParsedCaption]:
-        pieces: list[tuple[int, int, int]] = []  # (caption, start, end)
-        for k, text in enumerate(texts):
-            pieces += [(k, s, e) for s, e in chunk_spans(text, CHUNK_CHARS)]
-        found: list[list[Mention]] = [[] for _ in texts]
-        sents = [0] * len(texts)  # sentences seen in earlier chunks of the same caption
-        tokens = [0] * len(texts)
-        docs = self.nlp.pipe((texts[k][s:e] for k, s, e in pieces), batch_size=self.batch_size)
-        for doc, (k, start, _) in zip(docs, pieces, strict=True):
-            found[k] += self.mentions(doc, sents[k], start)
-            sents[k] += sum(1 for _ in doc.sents)
-            tokens[k] += len(doc)
-        return [ParsedCaption(*t) for t in zip(found, sents, tokens, strict=True)]
+        return next(self.parse_batches(iter([(None, texts)])))[1]
+
+    def parse_batches(self, batches: Iterator[tuple[Any, list[str]]]) -> Iterator[tuple[Any, list[ParsedCaption]]]:
+        """(rows, texts) batches -> (rows, parsed captions), in order, through ONE `nlp.pipe` over the whole
+        stream: spaCy fills every batch to `batch_size` across caption batches (a pipe per caption batch ended
+        each with a short one), and each doc is reduced to its mentions as soon as it comes out."""
+        queue: collections.deque[_Batch] = collections.deque()  # batches whose pieces spaCy has been given
+
+        def pieces() -> Iterator[str]:
+            for rows, texts in batches:
+                spans = [(k, s, e) for k, text in enumerate(texts) for s, e in chunk_spans(text, CHUNK_CHARS)]
+                queue.append(_Batch(rows, len(texts), spans))
+                for k, s, e in spans:
+                    yield texts[k][s:e]
+
+        for doc in self.nlp.pipe(pieces(), batch_size=self.batch_size):
+            while queue[0].done():
+                yield queue.popleft().result()
+            queue[0].add(doc, self)
+        while queue:
+            yield queue.popleft().result()
+
+
+class _Batch:
+    """One caption batch being parsed: its pieces (caption, start, end) in order and what they gave so far."""
+
+    __slots__ = ("rows", "pieces", "next", "found", "sents", "tokens")
+
+    def __init__(self, rows: Any, n: int, pieces: list[tuple[int, int, int]]) -> None:
+        self.rows, self.pieces, self.next = rows, pieces, 0
+        self.found: list[list[Mention]] = [[] for _ in range(n)]
+        self.sents = [0] * n  # sentences seen in earlier chunks of the same caption
+        self.tokens = [0] * n
+
+    def done(self) -> bool:
+        return self.next == len(self.pieces)
+
+    def add(self, doc, parser: Parser) -> None:
+        k, start, _ = self.pieces[self.next]
+        self.next += 1
+        self.found[k] += parser.mentions(doc, self.sents[k], start)
+        self.sents[k] += sum(1 for _ in doc.sents)
+        self.tokens[k] += len(doc)
+
+    def result(self) -> tuple[Any, list[ParsedCaption]]:
+        return self.rows, [ParsedCaption(*t) for t in zip(self.found, self.sents, self.tokens, strict=True)]
 
 
 _WORKER: Parser | None = None
@@ -150,8 +184,7 @@ def _parse_stream(
     batches: Iterator[tuple[list, list[str]]], parser: Parser, n_process: int, init_args: tuple
 ) -> Iterator[tuple[list, list[ParsedCaption]]]:
     if n_process <= 1:
-        for rows, texts in batches:
-            yield rows, parser.parse(texts)
+        yield from parser.parse_batches(batches)
         return
     ctx = multiprocessing.get_context(_start_method())
     with cf.ProcessPoolExecutor(n_process, mp_context=ctx, initializer=_worker_init, initargs=init_args) as ex:

@@ -22,6 +22,7 @@ import zlib
 _SAMPLE = 4000
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _TOKEN = re.compile(r"\S+")
+_ASCII_LETTER = re.compile(r"[A-Za-z]")  # str.isalpha() of an ASCII character
 _VOWELS = re.compile(r"[aeiouyàâäéèêëîïôöûüáíóú]", re.I)
 _SENT_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 
@@ -48,25 +49,30 @@ def caption_problem(text: str | None) -> str | None:
     if not text.strip():
         return "whitespace"
     sample = text[:_SAMPLE]
-    letters = [c for c in sample if c.isalpha()]
-    if not letters:
-        return "token_soup"
-    non_latin = sum(1 for c in letters if ord(c) > 0x24F)  # beyond Latin Extended-B
-    if non_latin / len(letters) > 0.3:
-        return "non_english"
-    words = [w.lower() for w in _WORD.findall(sample)]
+    ascii_only = sample.isascii()
+    if ascii_only:  # the common case, without a Python loop per character: no letter beyond Latin here
+        if not _ASCII_LETTER.search(sample):
+            return "token_soup"
+    else:
+        letters = [c for c in sample if c.isalpha()]
+        if not letters:
+            return "token_soup"
+        non_latin = sum(1 for c in letters if ord(c) > 0x24F)  # beyond Latin Extended-B
+        if non_latin / len(letters) > 0.3:
+            return "non_english"
+    # lowercasing ASCII text first finds the same words (per word otherwise: a few letters change length)
+    words = _WORD.findall(sample.lower()) if ascii_only else [w.lower() for w in _WORD.findall(sample)]
     tokens = _TOKEN.findall(sample)
     if len(words) >= 6:
-        en = sum(w in EN_FUNCTION for w in words)
-        fr = sum(w in FOREIGN_FUNCTION for w in words)
-        if fr >= 3 and fr > en:
+        fr = sum(map(FOREIGN_FUNCTION.__contains__, words))
+        if fr >= 3 and fr > sum(map(EN_FUNCTION.__contains__, words)):
             return "non_english"
     if 8 <= len(words) <= 60 and len(set(words)) / len(words) < 0.25:
         return "token_soup"  # "dog dog dog ..."
     if len(sample) >= 400 and len(zlib.compress(sample.encode("utf-8"))) / len(sample.encode("utf-8")) < 0.1:
         return "token_soup"  # a degenerate repetition loop (English text compresses to ~0.3-0.5)
     if len(tokens) >= 4:
-        junk = sum(1 for t in tokens if _is_junk(t))
+        junk = sum(map(_is_junk, tokens))
         if junk / len(tokens) > 0.5:
             return "token_soup"
     return None

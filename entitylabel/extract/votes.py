@@ -70,8 +70,14 @@ class SpanStore:
         return i
 
     def add(self, pair: str, source: str, start: int, end: int, text: str, entity: str, reason: str | None) -> None:
-        for col, v in zip(self.cols, (pair, source, start, end, text, entity, reason), strict=True):
-            col.append(v if isinstance(v, int) else self._id(v))
+        c, i = self.cols, self._id  # one call per mention: unrolled
+        c[0].append(i(pair))
+        c[1].append(i(source))
+        c[2].append(start)
+        c[3].append(end)
+        c[4].append(i(text))
+        c[5].append(i(entity))
+        c[6].append(i(reason))
 
     def __iter__(self) -> Iterator[tuple]:
         s = self.strings
