@@ -291,6 +291,7 @@ def test_coco_every_bad_input_is_a_problem_row(tmp_path: Path) -> None:
         "missing_file": 2,
     }
     assert ann.labels() == {"ds-y": set()}  # x's id is used twice: x is not annotated at all
+    assert set(ann.problems.loc[ann.problems["kind"] == "missing_file", "path"]) == {"a.json"}
     write(tmp_path / "bad" / "b.json", "{not json")
     bad = load_annotations(tmp_path / "bad" / "b.json", manifest(["x"], split="all", dataset="ds"))
     assert kinds(bad) == {"malformed": 1, "missing_file": 1} and bad.boxes.empty

@@ -16,7 +16,7 @@ from .model import Collector, PairRef
 
 def read_coco(col: Collector, source: Path) -> None:
     if source.is_file():
-        col.scanned_folder("any", source.parent, ".json")
+        col.scanned_folder("any", source, ".json")
         _read_file(col, source, "any")
         return
     for modality, folder in modality_folders(source):

@@ -129,9 +129,11 @@ class PairIndex:
         self.by_id: dict[str, PairRef] = {}
         self.splits: dict[str, str] = {}
         self.by_stem: dict[str, list[str]] = {}
+        self.stem_of: dict[str, str] = {}  # pair_id -> its IR file stem (what an annotation file would be named)
         for rec in pairs[["pair_id", "split", "ir_path", "vis_path", "width", "height"]].itertuples(index=False):
             self.by_id[rec.pair_id] = PairRef(rec.pair_id, int(rec.width), int(rec.height))
             self.splits[rec.pair_id] = rec.split
+            self.stem_of[rec.pair_id] = Path(rec.ir_path).stem
             for stem in dict.fromkeys([Path(rec.ir_path).stem, Path(rec.vis_path).stem]):
                 self.by_stem.setdefault(stem, []).append(rec.pair_id)
 
@@ -242,14 +244,19 @@ class Collector:
         )  # fmt: skip
 
     def scanned_folder(self, modality: str, folder: Path, suffix: str) -> None:
+        """Every pair should have a `suffix` file for `modality` in `folder` (or an entry in `folder`, a file)."""
         self.scanned.append((modality, folder, suffix))
 
     def result(self, fmt: str) -> Annotations:
         for modality, folder, suffix in self.scanned:  # every pair should have a file per modality read
             for pid in sorted(self.index.by_id):
                 if (pid, modality) not in self.seen:
-                    expected = self.rel(folder / f"{_stem_hint(self.index, pid)}{suffix}")
-                    self.problem(expected, "missing_file", f"no {modality} annotation for this pair", pid)
+                    if folder.is_file():  # one COCO file: the pair has no image entry in it
+                        expected, msg = self.rel(folder), f"no image entry ({modality}) for this pair"
+                    else:
+                        expected = self.rel(folder / f"{self.index.stem_of[pid]}{suffix}")
+                        msg = f"no {modality} annotation for this pair"
+                    self.problem(expected, "missing_file", msg, pid)
         boxes = pd.DataFrame(self.boxes, columns=list(BOX_COLUMNS))
         boxes = boxes.astype({c: "float64" for c in ("x0", "y0", "x1", "y1")})
         order = {m: i for i, m in enumerate(MODALITIES)}
@@ -263,14 +270,6 @@ class Collector:
         )
         covered = [e for e in self.vocab.names if e in self.covered]
         return Annotations(boxes, problems, covered, files, fmt, self.source, self.vocab.name)
-
-
-def _stem_hint(index: PairIndex, pair_id: str) -> str:
-    """The file stem an annotation of `pair_id` would have (for missing_file rows)."""
-    for stem, ids in index.by_stem.items():
-        if pair_id in ids:
-            return stem
-    return pair_id
 
 
 def place_box(
