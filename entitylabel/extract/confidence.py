@@ -46,7 +46,6 @@ import numpy as np
 from .sources import model_of
 from .votes import VoteTable
 
-MODALITY_SEP = "|"  # a view key: model + "|" + modality
 FEATURES = (
     "any",
     "named",
