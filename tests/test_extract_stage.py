@@ -312,3 +312,18 @@ def test_a_killed_runs_temporary_folder_is_removed_by_the_next_run(setup, tmp_pa
     assert not stale.exists() and (tmp_path / "run" / "entities" / "labels.parquet").is_file()
     # nothing else is left but the (empty) folder lock beside entities/, kept on purpose (pipeline/lock.py)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".entitylabel-entities.lock", "entities"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"target_precision": 1.5}, "target_precision: must be between 0.0 and 1.0"),
+        ({"min_confidence": float("nan")}, "min_confidence: must be a finite number"),
+        ({"n_process": 0}, "n_process: must be at least 1"),
+    ],
+)
+def test_direct_callers_get_the_settings_limits(tmp_path, kw: dict, message: str) -> None:
+    """run_extract checks its numbers with ExtractSettings' limits (the CLI's and the YAML's), before reading."""
+    with pytest.raises(EntityLabelError, match=message):
+        run_extract(tmp_path / "missing.jsonl", "coco80", tmp_path / "run", **kw)
+    assert not (tmp_path / "run").exists()

@@ -22,6 +22,7 @@ from typing import Any
 from ..annotations import Annotations
 from ..errors import EntityLabelError
 from ..pipeline.lock import folder_lock
+from ..settings import ExtractSettings, check_values
 from ..tables import layout
 from .audit import audit_labels, audit_lines
 from .confidence import describe, estimate, load_model
@@ -102,17 +103,6 @@ def _load_annotations(annotations: str | Path | None, manifest: Any, voc: Vocabu
     if ann.files.empty:
         raise EntityLabelError("the annotations match no pair of the manifest", path=annotations)
     return ann
-
-
-def _check(
-    min_support: int, min_confidence: float, min_pairs: int, n_process: int, batch_size: int, target: float | None
-) -> None:
-    if min_support < 1 or min_pairs < 1 or n_process < 1 or batch_size < 1:
-        raise EntityLabelError("--min-support, --min-pairs, --n-process and --batch-size must be at least 1")
-    if not 0.0 <= min_confidence <= 1.0:
-        raise EntityLabelError("--min-confidence must be between 0 and 1")
-    if target is not None and not 0.0 <= target <= 1.0:
-        raise EntityLabelError("--target-precision must be between 0 and 1")
 
 
 def choose_threshold(
@@ -257,7 +247,15 @@ def run_extract(
         min_pairs=min_pairs, keep_hedged=keep_hedged,
         late_sentence=late_sentence, late_min_sentences=late_min_sentences, weak_modifiers=weak_modifiers,
     )  # fmt: skip
-    _check(min_support, min_confidence, min_pairs, n_process, batch_size, target_precision)
+    check_values(
+        ExtractSettings,
+        min_support=min_support,
+        min_confidence=min_confidence,
+        target_precision=target_precision,
+        min_pairs=min_pairs,
+        n_process=n_process,
+        batch_size=batch_size,
+    )  # fmt: skip - the CLI's and the YAML's limits (settings.py) for direct callers too
     voc = vocab if isinstance(vocab, Vocabulary) else load_vocab(vocab)
     manifest = _load_manifest(pairs)
     manifest_ids = sorted(set(manifest.df["pair_id"].astype(str))) if manifest is not None else None
