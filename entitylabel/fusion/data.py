@@ -236,11 +236,11 @@ class PairStore:
         return PairData(ir, vis, target)
 
     def check_all(self) -> None:
-        """Decode every pair once (not kept): a null or broken image, IR/VIS sizes that differ or a bad class
-        index is one error naming the row, before any training time is spent."""
+        """Decode every pair once, before any training time is spent: a null or broken image, IR/VIS sizes that
+        differ or a bad class index is one error naming the row. What fits the cache is kept for training, so
+        those pairs are not decoded twice."""
         for i in range(len(self.ds)):
-            if i not in self.cache:
-                self._decode(i)
+            self.get(i)
 
     def any_labels(self) -> bool:
         """Whether at least one pair carries an entity label (else the entity task cannot train)."""
