@@ -16,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import EntityLabelError
+from .metrics import HIGHER_IS_BETTER, METRICS
+from .region_metrics import REGION_METRICS
 
 SIX: tuple[str, ...] = ("EN", "SD", "SF", "AG", "VIF", "Qabf")
-TEN: tuple[str, ...] = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "Nabf")
-REGION: tuple[str, ...] = ("TC", "Qabf_bg")  # region metrics, where boxes exist
-LOWER_BETTER = frozenset({"Nabf"})
+TEN: tuple[str, ...] = METRICS  # the ten `evaluate` prints, in its order
+REGION: tuple[str, ...] = REGION_METRICS  # region metrics, where boxes exist
+LOWER_BETTER = frozenset(m for m, higher in HIGHER_IS_BETTER.items() if not higher)
 
 
 def better(metric: str, a: float, b: float) -> bool:
