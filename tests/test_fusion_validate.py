@@ -11,7 +11,7 @@ from fusion_synth import synth_pair, tiny_config, write_pair_folder
 from entitylabel.errors import EntityLabelError
 from entitylabel.fusion import losses
 from entitylabel.fusion.data import light_augment
-from entitylabel.fusion.model import EntityFusionNet, contrast_base, fixed_rule
+from entitylabel.fusion.model import EntityFusionNet, contrast_base, fixed_rule, local_mean
 from entitylabel.fusion.rank import TEN, load_peers, rank_table
 from entitylabel.fusion.validate import ValSet, fixed_rule_u8, load_val_set, simulate_light, ten_metrics, validate
 
@@ -151,6 +151,24 @@ def test_gradient_gain_scales_the_gradient_target() -> None:
     _, p1 = losses.fusion_loss(fused, ir, vis, tiny_config(grad_gain=1.0, w_intensity=0, w_ssim=0))
     _, p2 = losses.fusion_loss(fused, ir, vis, tiny_config(grad_gain=1.5, w_intensity=0, w_ssim=0))
     assert p2["gradient"] > p1["gradient"]
+
+
+def test_contrast_term_asks_for_the_more_contrasted_source_where_pixel_max_loses_it() -> None:
+    """A warm target (IR 0.6 on 0.3) in front of a bright visible wall (VIS 0.8, flat): pixel-max shows a flat
+    0.8 and loses the target; adding the IR band to the VIS base keeps it (the term is met up to the blur of the
+    blur: the band of a band is not the band itself)."""
+    ir = torch.full((1, 1, 64, 64), 0.3)
+    ir[..., 24:40, 24:40] = 0.6
+    vis = torch.full((1, 1, 64, 64), 0.8)
+    cfg = tiny_config(w_contrast=1.0, contrast_sigma=8.0, w_intensity=0, w_gradient=0, w_overshoot=0, w_ssim=0)
+    kept = vis + (ir - local_mean(ir, 8.0))
+    total_max, p_max = losses.fusion_loss(torch.maximum(ir, vis), ir, vis, cfg)
+    _, p_kept = losses.fusion_loss(kept, ir, vis, cfg)
+    assert p_max["contrast"] > 0.01 and float(total_max) == pytest.approx(p_max["contrast"])
+    assert p_kept["contrast"] < p_max["contrast"] / 2
+    _, p_more = losses.fusion_loss(kept, ir, vis, cfg.replace(contrast_gain=1.5))
+    assert p_more["contrast"] > p_kept["contrast"]  # a gain above 1 asks for more than the source's own contrast
+    assert "contrast" not in losses.fusion_loss(kept, ir, vis, tiny_config(w_contrast=0))[1]
 
 
 def test_light_augment() -> None:

@@ -62,6 +62,9 @@ class FusionConfig:
     w_gradient: float = 5.0  # L1(|Sobel F|, grad_gain * max(|Sobel IR|, |Sobel VIS|)): the sharper source's edges
     grad_gain: float = 1.0  # > 1 asks for edges a little stronger than the sharper source's
     w_overshoot: float = 10.0  # relu(|Sobel F| - max source gradient): edges neither source has (Nabf)
+    w_contrast: float = 0.0  # L1(F - blur F, contrast_gain x the source band with the larger magnitude, per pixel)
+    contrast_sigma: float = 8.0  # the band: detail above a Gaussian of this width (pixels)
+    contrast_gain: float = 1.0  # > 1 asks for a little more local contrast than the more contrasted source's
     w_ssim: float = 1.0  # 1 - SSIM(F, IR) s - SSIM(F, VIS) (1 - s), s = IR saliency (region-aware)
     saliency_weight: float = 0.5  # 0: both sources weigh 1/2 everywhere; 1: s alone decides per pixel
     ssim_luminance: bool = False  # False: contrast-structure SSIM only (its luminance term pulls F to the mean)
@@ -158,6 +161,9 @@ LIMITS: dict[str, dict[str, float]] = {
     "w_gradient": {"min": 0, "max": 10_000},
     "grad_gain": {"above": 0, "max": 10},
     "w_overshoot": {"min": 0, "max": 10_000},
+    "w_contrast": {"min": 0, "max": 10_000},
+    "contrast_sigma": {"min": 0.5, "max": 256},
+    "contrast_gain": {"above": 0, "max": 10},
     "w_ssim": {"min": 0, "max": 10_000},
     "saliency_weight": {"min": 0, "max": 1},
     "lambda_cls": {"min": 0, "max": 10_000},

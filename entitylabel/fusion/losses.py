@@ -5,6 +5,10 @@
   pixel, which pixel-max drops wherever the darker source holds the texture;
 - overshoot: mean relu(|Sobel F| - max source gradient), on top: edges that neither source has are what Nabf
   counts as artefacts (and what an unsharp mask adds);
+- contrast: L1(F - blur F, contrast_gain x B) with B, per pixel, the source band (x - blur x, Gaussian of width
+  `contrast_sigma`) of larger magnitude: the more contrasted source's local contrast at every place, the classic
+  multi-scale "max-abs" fusion rule as a target. Pixel-max meets it only where the brighter source is also the
+  more contrasted one: a warm target on a bright background loses its contrast there (what TC counts);
 - SSIM (contrast-structure by default) to both sources, region-aware: each pixel weighs IR by the IR saliency s
   (warm targets: keep the IR target contrast) and VIS by 1 - s (texture elsewhere), blended with 1/2 each by
   `saliency_weight` (0: plain halves). Saliency comes from the IR image, since no boxes exist at fuse time;
@@ -78,7 +82,7 @@ def fusion_loss(
     targets: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted total loss and its parts (as floats, for the log and the loss curve)."""
-    from .model import ir_saliency
+    from .model import ir_saliency, local_mean
 
     parts: dict[str, Tensor] = {}
     if cfg.w_intensity:
@@ -89,6 +93,11 @@ def fusion_loss(
         parts["gradient"] = F.l1_loss(g_f, cfg.grad_gain * g_src)
     if cfg.w_overshoot:
         parts["overshoot"] = F.relu(g_f - g_src).mean()
+    if cfg.w_contrast:
+        sig = cfg.contrast_sigma
+        b_ir, b_vis = ir - local_mean(ir, sig), vis - local_mean(vis, sig)
+        band = torch.where(b_ir.abs() >= b_vis.abs(), b_ir, b_vis)
+        parts["contrast"] = F.l1_loss(fused - local_mean(fused, sig), cfg.contrast_gain * band)
     if cfg.w_ssim:
         lum = cfg.ssim_luminance
         s_ir, s_vis = ssim_map(fused, ir, luminance=lum), ssim_map(fused, vis, luminance=lum)
@@ -97,7 +106,7 @@ def fusion_loss(
         w_ir = 0.5 * (1.0 - cfg.saliency_weight) + cfg.saliency_weight * sal
         parts["ssim"] = 1.0 - (w_ir * s_ir + (1.0 - w_ir) * s_vis).mean()
     weights = {"intensity": cfg.w_intensity, "gradient": cfg.w_gradient, "overshoot": cfg.w_overshoot,
-               "ssim": cfg.w_ssim}  # fmt: skip
+               "contrast": cfg.w_contrast, "ssim": cfg.w_ssim}  # fmt: skip
     total = sum((weights[k] * v for k, v in parts.items()), fused.new_zeros(()))
     if logits is not None and targets is not None and cfg.lambda_cls > 0:
         parts["cls"] = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))

@@ -98,7 +98,7 @@ def write_loss_curve(history: list[dict[str, float]], path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     steps = [h["step"] for h in history]
-    for key in ("loss", "intensity", "gradient", "overshoot", "ssim", "cls"):
+    for key in ("loss", "intensity", "gradient", "overshoot", "contrast", "ssim", "cls"):
         vals = [h.get(key) for h in history]
         if any(v is not None and v > 0 for v in vals):
             ys = [v if v is not None else float("nan") for v in vals]
