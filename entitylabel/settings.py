@@ -108,8 +108,8 @@ class ExtractSettings:
     min_confidence: float = setting(0.45, "calibrated confidence (estimated P(entity in pair)) needed for a label",
                                     min=0.0, max=1.0)  # fmt: skip
     target_precision: float | None = setting(
-        None, "pick the threshold whose expected precision (mean calibrated confidence of the labels) is this; "
-        "replaces min_confidence", min=0.0, max=1.0)  # fmt: skip
+        None, "pick the threshold whose expected precision (mean calibrated confidence of the labels) is closest "
+        "to this; replaces min_confidence", min=0.0, max=1.0)  # fmt: skip
     min_pairs: int = setting(1, "positive pairs an entity needs to stay in the label space", min=1)
     keep_hedged: bool = setting(False, "count hedged mentions ('appears to be a dog') as mentions")
     late_sentence: int = setting(4, "long captions: mentions first made in this sentence or later are weak; 0 = off",

@@ -14,19 +14,25 @@ from entitylabel.extract.stage import run_extract
 from entitylabel.report.tables import _expected_quality
 
 
-def test_knob_picks_the_lowest_threshold_whose_expected_precision_reaches_the_target():
+def test_knob_picks_the_threshold_whose_expected_precision_is_closest_to_the_target():
     conf = [0.3, 0.99, 0.8, 0.6, 0.95, 0.9]  # sorted: .99 .95 .9 .8 .6 .3; running means .99 .97 .947 .91 .848 .757
     assert threshold_for_precision(conf, 0.9) == 0.8
     assert threshold_for_precision(conf, 0.94) == 0.9
-    assert threshold_for_precision(conf, 0.95) == 0.95  # .947 with 0.9 in: just short
+    assert threshold_for_precision(conf, 0.95) == 0.9  # .947 is nearer .95 than .97 is: not the lowest above
+    assert threshold_for_precision(conf, 0.87) == 0.6  # .848 is nearer than .91: below the target is allowed
     assert threshold_for_precision(conf, 0.75) == 0.3  # everything
     assert threshold_for_precision(conf, 0.999) is None  # not even the best one: nothing to accept
     assert threshold_for_precision([], 0.9) is None
 
 
+def test_an_equal_distance_goes_to_the_higher_precision():
+    assert threshold_for_precision([1.0, 0.8], 0.95) == 1.0  # means 1.0 and 0.9: both 0.05 away
+    assert threshold_for_precision([1.0, 0.8], 0.94) == 0.8
+
+
 def test_a_threshold_accepts_every_tied_candidate_so_ties_are_judged_together():
-    # accepting the 0.85s means accepting both: mean (.95 + .85 + .85) / 3 = .883 < .9, so only .95 qualifies
-    assert threshold_for_precision([0.85, 0.95, 0.5, 0.85], 0.9) == 0.95
+    # accepting the 0.85s means accepting both: means .95, then (.95 + .85 + .85) / 3 = .883 (never .9)
+    assert threshold_for_precision([0.85, 0.95, 0.5, 0.85], 0.92) == 0.95  # one 0.85 alone would give .9
     assert threshold_for_precision([0.85, 0.95, 0.5, 0.85], 0.88) == 0.85
 
 
@@ -60,7 +66,9 @@ def test_stage_applies_the_knob_and_states_what_it_expects(tmp_path, entitylabel
     assert d["threshold"] == t
     assert ents.accepted.tolist() == (conf >= t).tolist()
     accepted = conf[ents.accepted.to_numpy()]
-    assert d["estimated_precision"] == round(accepted.mean(), 4) >= target
+    assert d["estimated_precision"] == round(accepted.mean(), 4)
+    others = [conf[conf >= u].mean() for u in set(conf)]  # no other threshold's set is nearer the target
+    assert all(abs(accepted.mean() - target) <= abs(m - target) + 1e-9 for m in others)
     assert d["expected_recall"] == round(accepted.sum() / conf.sum(), 4)
     assert "captions name" in d["expected_recall_about"]
 

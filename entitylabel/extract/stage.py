@@ -230,8 +230,8 @@ def run_extract(
     `pairs`: optional pair manifest (path or `PairManifest`); captions of other pairs are reported, not used.
     `nlp`: an already loaded spaCy pipeline to reuse (tests); otherwise `spacy_model` or the default.
     `min_support`: sources that must vote for an entity; `min_confidence`: confidence (an estimate of
-    P(entity in pair)) needed; `target_precision`: instead of `min_confidence`, the lowest threshold whose
-    expected precision (the mean confidence of the labels) on this run's candidates is at least this
+    P(entity in pair)) needed; `target_precision`: instead of `min_confidence`, the threshold whose
+    expected precision (the mean confidence of the labels) on this run's candidates is closest to this
     (`choose_threshold`); `min_pairs`: positive pairs an entity needs to stay in the label space;
     `keep_hedged`: hedged mentions count; `late_sentence` / `late_min_sentences`: in a caption of at least
     `late_min_sentences` sentences, a mention first made in sentence `late_sentence` (0-based) or later is a
