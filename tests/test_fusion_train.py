@@ -99,6 +99,27 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path: Path) -> None:
     assert fresh.step == 3
 
 
+def test_a_run_stored_before_the_contrast_term_resumes_without_it(tmp_path: Path) -> None:
+    """A config.json written before `w_contrast` existed trained without that term: resuming it must keep the term
+    off (today's default is on), and the resumed checkpoint then states it explicitly."""
+    ds, cfg = make_dataset(4, with_entities=False), tiny_config()
+    with pytest.warns(UserWarning):
+        train(ds, tmp_path, cfg, steps=3)
+    path = tmp_path / "checkpoint" / "config.json"
+    meta = json.loads(path.read_text())
+    for key in ("w_contrast", "contrast_sigma", "contrast_gain"):
+        del meta["config"][key]
+    path.write_text(json.dumps(meta))
+    assert cfg.w_contrast > 0  # the default the old run must not pick up
+    with pytest.warns(UserWarning):
+        res = train(ds, tmp_path, cfg, steps=5)
+    assert res.step == 5
+    stored = json.loads(path.read_text())["config"]
+    assert (stored["w_contrast"], stored["contrast_sigma"], stored["contrast_gain"]) == (0.0, 8.0, 1.0)
+    hist = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["history"]
+    assert "contrast" in hist[0] and "contrast" not in hist[-1]  # the first 3 steps had it, the resumed ones not
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = losses.fusion_loss
     calls = {"n": 0}

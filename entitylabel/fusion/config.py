@@ -39,6 +39,11 @@ def check_format_version(data: dict[str, Any], source: str | Path) -> None:
         )
 
 
+# Fields added within a format version, with the value a config written before them meant: a run stored without
+# `w_contrast` trained without that term, so resuming it must not switch the term on with today's default.
+ADDED_SINCE_FORMAT: dict[str, Any] = {"w_contrast": 0.0, "contrast_sigma": 8.0, "contrast_gain": 1.0}
+
+
 @dataclass
 class FusionConfig:
     # label space (entity names, in the dataset's ClassLabel order); empty = fusion only
@@ -106,7 +111,7 @@ class FusionConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise EntityLabelError(f"unknown fusion config keys {unknown}", path=source)
-        return cls(**data)
+        return cls(**{**ADDED_SINCE_FORMAT, **data})
 
     def replace(self, **changes: Any) -> FusionConfig:
         """A checked copy with `changes`; unknown names and values out of `LIMITS` are a user error (they come
