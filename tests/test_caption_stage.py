@@ -268,7 +268,10 @@ def test_after_out_of_memory_the_loader_makes_the_smaller_batches(
     assert result.failed == 0 and result.rows == 24 and captioner.batch_limit == 2
     on_main = [n for main, n in prepared if main]
     in_loader = [n for main, n in prepared if not main]
-    # 6 batches of 4 planned; at most the depth-2 queue plus the one in hand were prepared at 4 before the
-    # out-of-memory error, each split in two on the main thread; the loader cut every later batch itself.
-    assert len(on_main) <= 2 * 3 and all(n == 2 for n in on_main)
-    assert in_loader[-1] == 2 and in_loader.count(2) >= 2 * (6 - 3)
+    # 6 batches of 4 planned. Prepared at 4 before the loader saw the lowered limit: the batch that ran out of
+    # memory, the depth-2 queue and one more prepared and waiting for a queue slot (how many depends on thread
+    # timing); each is split in two on the main thread, and the loader cut every later batch itself.
+    full = in_loader.count(4)
+    assert 1 <= full <= 1 + 2 + 1
+    assert on_main == [2] * (2 * full)
+    assert in_loader.count(2) == 2 * (6 - full) and in_loader[-1] == 2
