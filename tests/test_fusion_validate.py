@@ -160,7 +160,8 @@ def test_contrast_term_asks_for_the_more_contrasted_source_where_pixel_max_loses
     ir = torch.full((1, 1, 64, 64), 0.3)
     ir[..., 24:40, 24:40] = 0.6
     vis = torch.full((1, 1, 64, 64), 0.8)
-    cfg = tiny_config(w_contrast=1.0, contrast_sigma=8.0, w_intensity=0, w_gradient=0, w_overshoot=0, w_ssim=0)
+    cfg = tiny_config(w_contrast=1.0, contrast_sigma=8.0, contrast_gain=1.0, w_intensity=0, w_gradient=0,
+                      w_overshoot=0, w_ssim=0)  # fmt: skip
     kept = vis + (ir - local_mean(ir, 8.0))
     total_max, p_max = losses.fusion_loss(torch.maximum(ir, vis), ir, vis, cfg)
     _, p_kept = losses.fusion_loss(kept, ir, vis, cfg)

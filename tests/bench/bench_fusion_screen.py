@@ -13,6 +13,12 @@ simulated low light and day (what recipes are chosen on) and on `report` (TNO: t
 mean rank among the published methods of `peers/tno_published_metrics.csv` covering >= 24 pairs; never chosen
 on). Rows run in parallel processes (`--jobs`). `--steps 0` scores the untrained start. Results: one JSON per
 row and seed in --out, and a table on stdout.
+
+`pack --msrs` packs MSRS-labelled split by scene block instead (every 4th block is `val`, with entity labels and
+boxes); `pack --msrs --tune` packs only its training blocks, with every 4th of those as the tuning `val`, so a
+recipe is chosen without seeing the blocks it is reported on. `analyse --pack PACK --summary SUMMARY.json` prints
+each row's 12 means (ten metrics, TC, Qabf_bg) beside pixel-max, pixel-mean, the fixed rule and `--steps 0`, and,
+with `--base` and `--test` rows, paired bootstrap CIs and the classifier's per-class AP.
 """
 
 from __future__ import annotations
@@ -68,9 +74,12 @@ def msrs_block(stem: str) -> int:
     return int(stem[:5]) // 100
 
 
-def make_msrs_pack(out: Path, data: Path, work: Path) -> None:
+def make_msrs_pack(out: Path, data: Path, work: Path, tune: bool = False) -> None:
     """MSRS-labelled as gray PNGs split by scene block, with entity labels and boxes from its YOLO labels
-    (`annotations.load_annotations`) and the label-name embedding table (`entity_table.npy`)."""
+    (`annotations.load_annotations`) and the label-name embedding table (`entity_table.npy`).
+
+    `tune`: the tuning split instead, inside the training part only: every 4th of its blocks is the tuning `val`
+    set, the rest `train`; the validation blocks the results are reported on are left out of the pack."""
     import numpy as np
     from PIL import Image
 
@@ -90,8 +99,13 @@ def make_msrs_pack(out: Path, data: Path, work: Path) -> None:
     sets: dict = {"train": [], "val": [], "names": names, "labels": {}, "boxes_ir": {}, "boxes_all": {}}
     blocks = sorted({msrs_block(Path(str(r.ir_path)).stem) for r in manifest.df.itertuples()})
     val_blocks = set(blocks[VAL_BLOCK_EVERY - 1 :: VAL_BLOCK_EVERY])
+    if tune:
+        fit = [b for b in blocks if b not in val_blocks]
+        blocks, val_blocks = fit, set(fit[VAL_BLOCK_EVERY - 1 :: VAL_BLOCK_EVERY])
     for r in manifest.df.itertuples():
         pid, stem = str(r.pair_id), Path(str(r.ir_path)).stem
+        if msrs_block(stem) not in blocks:
+            continue
         with Image.open(manifest.ir_abspath(r)) as a, Image.open(manifest.vis_abspath(r)) as b:
             Image.fromarray(ir_gray(a)).save(out / f"{pid}_ir.png")
             Image.fromarray(vis_ycbcr(b)[0]).save(out / f"{pid}_vis.png")
@@ -103,7 +117,8 @@ def make_msrs_pack(out: Path, data: Path, work: Path) -> None:
     np.save(out / "entity_table.npy", embed_labels(names, "{name}").numpy().astype(np.float32))
     (out / "sets.json").write_text(json.dumps(sets, indent=1))
     print(
-        f"msrs pack {out}: train {len(sets['train'])}, val {len(sets['val'])} (blocks {sorted(val_blocks)}), "
+        f"msrs {'tuning ' if tune else ''}pack {out}: train {len(sets['train'])}, val {len(sets['val'])} "
+        f"(blocks {sorted(val_blocks)}), "
         f"labels {names}, {len(ann.boxes)} boxes, {len(ann.problems)} problems"
     )
 
@@ -236,9 +251,10 @@ def paired_bootstrap(diff, n: int = 10000, seed: int = 0) -> tuple[float, float,
 
 
 def analyse(pack: Path, summaries: list[Path], base_row: str, test_row: str) -> None:
-    """Lambda ablation on the MSRS validation part: seed-mean per pair, paired bootstrap CIs (test - base) on
-    the ten metrics, TC and Qabf_bg; the classifier's per-class AP; the means beside pixel-max, pixel-mean, the
-    fixed rule and the untrained start (`--steps 0`), and how many of the 12 means each row beats them on."""
+    """An MSRS pack's validation part: every row's seed-mean 12 means beside pixel-max, pixel-mean, the fixed
+    rule and the untrained start (`--steps 0`), and how many of the 12 each row beats them on; with both
+    `base_row` and `test_row` present, the lambda ablation too: paired bootstrap CIs (test - base) on the ten
+    metrics, TC and Qabf_bg, and the test row's per-class AP."""
     import numpy as np
     import pandas as pd
     import torch
@@ -253,7 +269,8 @@ def analyse(pack: Path, summaries: list[Path], base_row: str, test_row: str) -> 
     runs = [r for f in summaries for r in json.loads(f.read_text())]
     twelve = [*TEN, *REGION]
     per_row: dict[str, pd.DataFrame] = {}
-    for row in (base_row, test_row):
+    rows = list(dict.fromkeys(r["row"] for r in runs))  # every row's means and counts; the CIs: test - base
+    for row in rows:
         frames = [pd.DataFrame(r["rows"]).set_index("pair_id")[twelve] for r in runs if r["row"] == row]
         per_row[row] = sum(frames) / len(frames)
         gates = [r["gates"] for r in runs if r["row"] == row]
@@ -277,13 +294,15 @@ def analyse(pack: Path, summaries: list[Path], base_row: str, test_row: str) -> 
     table = pd.DataFrame(means).T
     print(f"\nMSRS validation part ({len(pairs)} pairs, scene blocks {sets.get('val_blocks')}); TC over IR boxes")
     print(table.round(4).to_string())
-    for row in (base_row, test_row):
+    for row in rows:
         for ref in ("fixed-rule", "steps-0", "pixel-max"):
             won = [m for m in twelve if better(m, table.loc[row, m], table.loc[ref, m])]
             print(f"{row} better than {ref} on {len(won)}/12: {' '.join(won)}")
         below = [m for m in ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "TC", "Qabf_bg")
                  if table.loc[row, m] < table.loc["pixel-mean", m]]  # fmt: skip
         print(f"{row} below pixel-mean on: {' '.join(below) or 'none'}")
+    if base_row not in per_row or test_row not in per_row:
+        return
     print(f"\npaired bootstrap over {len(pairs)} validation pairs ({test_row} - {base_row}, seed means), 95% CI:")
     for m in twelve:
         d = (per_row[test_row][m].astype(float) - per_row[base_row][m].astype(float)).dropna()
@@ -348,6 +367,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--work", type=Path, default=REPO / "outputs" / "bench_fusion_screen")
     p.add_argument("--msrs", action="store_true", help="pack MSRS-labelled (scene split, labels, boxes) instead")
+    p.add_argument("--tune", action="store_true", help="with --msrs: the tuning split inside its training blocks")
     r = sub.add_parser("run")
     r.add_argument("--pack", type=Path, required=True)
     r.add_argument("--row", action="append", default=[], help="NAME or NAME:key=value,key=value (repeat)")
@@ -370,7 +390,10 @@ def main() -> int:
         analyse(args.pack, args.summary, args.base, args.test)
         return 0
     if args.cmd == "pack":
-        (make_msrs_pack if args.msrs else make_pack)(args.out, args.data, args.work)
+        if args.msrs:
+            make_msrs_pack(args.out, args.data, args.work, tune=args.tune)
+        else:
+            make_pack(args.out, args.data, args.work)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = []
