@@ -390,6 +390,8 @@ def main() -> int:
         analyse(args.pack, args.summary, args.base, args.test)
         return 0
     if args.cmd == "pack":
+        if args.tune and not args.msrs:
+            ap.error("--tune splits MSRS-labelled's training blocks: use it with --msrs")
         if args.msrs:
             make_msrs_pack(args.out, args.data, args.work, tune=args.tune)
         else:
